@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"sort"
+	"time"
+)
+
+// MaxAvailabilityDays bounds one availability query.
+const MaxAvailabilityDays = 62
+
+// AvailabilityQuery asks for bookable slots of a service, on one resource or
+// any (ResourceID ""), for the local dates From (inclusive) to To
+// (exclusive) in the viewer's zone.
+type AvailabilityQuery struct {
+	ServiceID  string `json:"service"`
+	ResourceID string `json:"resource,omitempty"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	TimeZone   string `json:"tz"`
+}
+
+// Slot is one bookable start. Resources lists those free for it (sorted);
+// Seats is the number of bookings still possible (summed over resources).
+// Start and End are in the viewer's zone.
+type Slot struct {
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	Resources []string  `json:"resources"`
+	Seats     int       `json:"seats"`
+}
+
+// Equal reports whether two slots say the same thing.
+func (s Slot) Equal(o Slot) bool {
+	if !s.Start.Equal(o.Start) || !s.End.Equal(o.End) || s.Seats != o.Seats || len(s.Resources) != len(o.Resources) {
+		return false
+	}
+	for i := range s.Resources {
+		if s.Resources[i] != o.Resources[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateQuery checks a query's shape and returns the viewer's zone and the
+// instant range it covers.
+func (s *State) ValidateQuery(q AvailabilityQuery) (*time.Location, Interval, error) {
+	if s.cfg == nil {
+		return nil, Interval{}, Errorf(CodeNotFound, "tenant %q has no configuration yet", s.tenant)
+	}
+	svc := s.cfg.services[q.ServiceID]
+	if svc == nil {
+		return nil, Interval{}, Errorf(CodeNotFound, "service %q does not exist", q.ServiceID)
+	}
+	if q.ResourceID != "" {
+		i := sort.SearchStrings(svc.resources, q.ResourceID)
+		if i == len(svc.resources) || svc.resources[i] != q.ResourceID {
+			return nil, Interval{}, Errorf(CodeNotFound, "resource %q does not deliver service %s", q.ResourceID, q.ServiceID)
+		}
+	}
+	loc, lerr := LoadZone(q.TimeZone)
+	if lerr != nil {
+		return nil, Interval{}, lerr
+	}
+	from, ok1 := ParseDate(q.From)
+	to, ok2 := ParseDate(q.To)
+	if !ok1 || !ok2 {
+		return nil, Interval{}, Errorf(CodeInvalid, "from and to must be dates YYYY-MM-DD")
+	}
+	if !from.Before(to) {
+		return nil, Interval{}, Errorf(CodeInvalid, "to (%s) must be after from (%s); to is exclusive", to, from)
+	}
+	if to.AddDays(-MaxAvailabilityDays).After(from) {
+		return nil, Interval{}, Errorf(CodeInvalid, "at most %d days per query", MaxAvailabilityDays)
+	}
+	return loc, Interval{LocalInstant(from, 0, loc), LocalInstant(to, 0, loc)}, nil
+}
+
+// After reports whether d is strictly after e.
+func (d Date) After(e Date) bool { return e.Before(d) }
+
+// Availability lists the bookable slots for q at now, sorted by start.
+// A slot is bookable when it lies in opening hours, on the service's grid,
+// outside minimum notice and within the horizon, and its whole block
+// (buffers included) has free capacity and no busy block.
+func (s *State) Availability(q AvailabilityQuery, now time.Time) ([]Slot, error) {
+	loc, span, err := s.ValidateQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	svc := s.cfg.services[q.ServiceID]
+	ids := svc.resources
+	if q.ResourceID != "" {
+		ids = []string{q.ResourceID}
+	}
+	earliest := maxTime(span.Start, now.Add(svc.notice))
+	latest := minTime(span.End, now.Add(svc.horizon).Add(time.Nanosecond))
+	byStart := map[int64]*Slot{}
+	for _, id := range ids {
+		r := s.cfg.resources[id]
+		first := DateOf(span.Start, r.loc).AddDays(-1)
+		last := DateOf(span.End, r.loc).AddDays(1)
+		for d := first; !last.Before(d); d = d.AddDays(1) {
+			for _, iv := range s.cfg.openOn(r, d) {
+				t := iv.Start
+				if t.Before(earliest) { // jump to the first grid point not before earliest
+					n := (earliest.Sub(t) + svc.step - 1) / svc.step
+					t = t.Add(n * svc.step)
+				}
+				for ; !t.Add(svc.dur).After(iv.End) && t.Before(latest); t = t.Add(svc.step) {
+					free := r.free(t.Add(-svc.before), t.Add(svc.dur+svc.after), now, "")
+					if free < 1 {
+						continue
+					}
+					k := t.UnixNano()
+					sl := byStart[k]
+					if sl == nil {
+						sl = &Slot{Start: t.In(loc), End: t.Add(svc.dur).In(loc)}
+						byStart[k] = sl
+					}
+					sl.Resources = append(sl.Resources, id)
+					sl.Seats += free
+				}
+			}
+		}
+	}
+	out := make([]Slot, 0, len(byStart))
+	for _, sl := range byStart {
+		sort.Strings(sl.Resources)
+		out = append(out, *sl)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out, nil
+}

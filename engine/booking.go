@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"sort"
+	"time"
+)
+
+// Customer is the person a booking is for (a data subject, not an account).
+type Customer struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	Phone string `json:"phone,omitempty"`
+}
+
+// Booking statuses.
+const (
+	StatusConfirmed = "confirmed"
+	StatusCancelled = "cancelled"
+)
+
+// Booking is a confirmed (or since cancelled) appointment. Block is the span
+// it occupies on its resource: the appointment plus the service's buffers.
+type Booking struct {
+	ID             string    `json:"id"`
+	ServiceID      string    `json:"service_id"`
+	ResourceID     string    `json:"resource_id"`
+	Start          time.Time `json:"start"`
+	End            time.Time `json:"end"`
+	BlockStart     time.Time `json:"block_start"`
+	BlockEnd       time.Time `json:"block_end"`
+	Customer       Customer  `json:"customer"`
+	Status         string    `json:"status"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	CancelReason   string    `json:"cancel_reason,omitempty"`
+	FromHold       string    `json:"from_hold,omitempty"`
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	Rescheduled    int       `json:"rescheduled,omitempty"` // times moved
+}
+
+// Hold reserves capacity for a slot until ExpiresAt, so a customer can fill
+// in their details without losing the slot.
+type Hold struct {
+	ID             string    `json:"id"`
+	ServiceID      string    `json:"service_id"`
+	ResourceID     string    `json:"resource_id"`
+	Start          time.Time `json:"start"`
+	End            time.Time `json:"end"`
+	BlockStart     time.Time `json:"block_start"`
+	BlockEnd       time.Time `json:"block_end"`
+	ExpiresAt      time.Time `json:"expires_at"`
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+}
+
+// Live reports whether the hold still counts against capacity at now.
+func (h *Hold) Live(now time.Time) bool { return now.Before(h.ExpiresAt) }
+
+// occ is one entry of a resource's occupancy: a confirmed booking's block or
+// a hold's block.
+type occ struct {
+	start, end time.Time
+	id         string
+	hold       bool
+	expires    time.Time // holds only
+}
+
+func (o *occ) live(now time.Time) bool { return !o.hold || now.Before(o.expires) }
+
+// occupancy is a resource's bookings and holds sorted by (start, id).
+// maxLen bounds any entry's length, so overlap queries scan only
+// [s-maxLen, e).
+type occupancy struct {
+	list   []occ
+	maxLen time.Duration
+}
+
+func (o *occupancy) less(a, b *occ) bool {
+	if !a.start.Equal(b.start) {
+		return a.start.Before(b.start)
+	}
+	return a.id < b.id
+}
+
+func (o *occupancy) add(e occ) {
+	i := sort.Search(len(o.list), func(i int) bool { return !o.less(&o.list[i], &e) })
+	o.list = append(o.list, occ{})
+	copy(o.list[i+1:], o.list[i:])
+	o.list[i] = e
+	if l := e.end.Sub(e.start); l > o.maxLen {
+		o.maxLen = l
+	}
+}
+
+func (o *occupancy) remove(id string, start time.Time) {
+	i := sort.Search(len(o.list), func(i int) bool { return !o.list[i].start.Before(start) })
+	for ; i < len(o.list) && o.list[i].start.Equal(start); i++ {
+		if o.list[i].id == id {
+			o.list = append(o.list[:i], o.list[i+1:]...)
+			return
+		}
+	}
+}
+
+// peak returns the largest number of live entries (other than ignore)
+// overlapping at any instant within [s, e).
+func (o *occupancy) peak(s, e, now time.Time, ignore string) int {
+	lo := sort.Search(len(o.list), func(i int) bool { return !o.list[i].start.Before(s.Add(-o.maxLen)) })
+	type edge struct {
+		t time.Time
+		d int
+	}
+	match := func(x *occ) bool { return x.end.After(s) && x.id != ignore && x.live(now) }
+	count := 0
+	for i := lo; i < len(o.list) && o.list[i].start.Before(e); i++ {
+		if match(&o.list[i]) {
+			count++
+		}
+	}
+	if count <= 1 {
+		return count
+	}
+	edges := make([]edge, 0, 2*count)
+	for i := lo; i < len(o.list) && o.list[i].start.Before(e); i++ {
+		if x := &o.list[i]; match(x) {
+			edges = append(edges, edge{maxTime(x.start, s), +1}, edge{minTime(x.end, e), -1})
+		}
+	}
+	sort.Slice(edges, func(i, j int) bool {
+		if !edges[i].t.Equal(edges[j].t) {
+			return edges[i].t.Before(edges[j].t)
+		}
+		return edges[i].d < edges[j].d // ends before starts: half-open intervals
+	})
+	cur, best := 0, 0
+	for _, ed := range edges {
+		cur += ed.d
+		if cur > best {
+			best = cur
+		}
+	}
+	return best
+}
+
+// busyOverlaps reports whether any imported busy block overlaps [s, e).
+func (r *resource) busyOverlaps(s, e time.Time) bool {
+	for _, blocks := range r.busy {
+		i := sort.Search(len(blocks), func(i int) bool { return blocks[i].End.After(s) })
+		if i < len(blocks) && blocks[i].Start.Before(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// free returns how many more bookings r takes over the block [s, e) at now,
+// ignoring the entry ignore (a booking being moved, a hold being converted).
+func (r *resource) free(s, e, now time.Time, ignore string) int {
+	if r.busyOverlaps(s, e) {
+		return 0
+	}
+	n := r.cfg.Capacity - r.occ.peak(s, e, now, ignore)
+	if n < 0 {
+		return 0
+	}
+	return n
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,381 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// State is one tenant's calendar. It is not safe for concurrent use: it
+// belongs to the tenant's actor. Change it only with Evolve (or Apply).
+type State struct {
+	tenant   string
+	cfg      *compiled // nil until configured
+	bookings map[string]*Booking
+	holds    map[string]*Hold
+	idem     map[string]IdemRecord
+}
+
+// NewState returns the empty state of a tenant.
+func NewState(tenant string) *State {
+	return &State{tenant: tenant, bookings: map[string]*Booking{}, holds: map[string]*Hold{}, idem: map[string]IdemRecord{}}
+}
+
+// Tenant is the tenant id the state belongs to.
+func (s *State) Tenant() string { return s.tenant }
+
+// Configured reports whether the tenant has a configuration.
+func (s *State) Configured() bool { return s.cfg != nil }
+
+// Config returns the tenant's configuration (canonical order).
+func (s *State) Config() (TenantConfig, bool) {
+	if s.cfg == nil {
+		return TenantConfig{}, false
+	}
+	return s.cfg.cfg, true
+}
+
+// Booking returns a copy of one booking.
+func (s *State) Booking(id string) (Booking, bool) {
+	b, ok := s.bookings[id]
+	if !ok {
+		return Booking{}, false
+	}
+	return *b, true
+}
+
+// Hold returns a copy of one hold.
+func (s *State) Hold(id string) (Hold, bool) {
+	h, ok := s.holds[id]
+	if !ok {
+		return Hold{}, false
+	}
+	return *h, true
+}
+
+// Bookings returns the bookings whose appointment overlaps [from, to), both
+// confirmed and cancelled, sorted by start then id. Zero bounds are open.
+func (s *State) Bookings(from, to time.Time) []Booking {
+	out := make([]Booking, 0)
+	for _, b := range s.bookings {
+		if (!from.IsZero() && !b.End.After(from)) || (!to.IsZero() && !b.Start.Before(to)) {
+			continue
+		}
+		out = append(out, *b)
+	}
+	sortBookings(out)
+	return out
+}
+
+// Holds returns every hold still in the state (live or awaiting expiry),
+// sorted by id.
+func (s *State) Holds() []Hold {
+	out := make([]Hold, 0, len(s.holds))
+	for _, h := range s.holds {
+		out = append(out, *h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// NextHoldExpiry is the earliest expiry among held slots.
+func (s *State) NextHoldExpiry() (time.Time, bool) {
+	var next time.Time
+	for _, h := range s.holds {
+		if next.IsZero() || h.ExpiresAt.Before(next) {
+			next = h.ExpiresAt
+		}
+	}
+	return next, !next.IsZero()
+}
+
+func sortBookings(bs []Booking) {
+	sort.Slice(bs, func(i, j int) bool {
+		if !bs[i].Start.Equal(bs[j].Start) {
+			return bs[i].Start.Before(bs[j].Start)
+		}
+		return bs[i].ID < bs[j].ID
+	})
+}
+
+// Evolve applies one event to the state. Events come from Decide or from a
+// journal; an event that does not fit the state is a corrupt journal and is
+// reported as an error with the state unchanged.
+func (s *State) Evolve(e Event) error {
+	if err := s.evolve(e); err != nil {
+		return fmt.Errorf("evolve %s: %w", e.Type, err)
+	}
+	if e.Idem != nil {
+		s.idem[e.Idem.Key] = *e.Idem
+	}
+	return nil
+}
+
+func (s *State) evolve(e Event) error {
+	switch e.Type {
+	case EvConfigured:
+		if e.Config == nil {
+			return fmt.Errorf("missing config")
+		}
+		return s.setConfig(*e.Config)
+	case EvResourceUpserted, EvServiceUpserted, EvOverrideSet:
+		if s.cfg == nil {
+			return fmt.Errorf("tenant not configured")
+		}
+		cfg, err := modifiedConfig(s.cfg.cfg, e)
+		if err != nil {
+			return err
+		}
+		return s.setConfig(cfg)
+	case EvHoldPlaced:
+		h := e.Hold
+		if h == nil || s.cfg == nil {
+			return fmt.Errorf("missing hold or config")
+		}
+		r := s.cfg.resources[h.ResourceID]
+		if r == nil {
+			return fmt.Errorf("unknown resource %q", h.ResourceID)
+		}
+		hc := *h
+		s.holds[h.ID] = &hc
+		r.occ.add(occ{start: h.BlockStart, end: h.BlockEnd, id: h.ID, hold: true, expires: h.ExpiresAt})
+	case EvHoldReleased, EvHoldExpired:
+		s.dropHold(e.HoldID)
+	case EvBookingConfirmed:
+		b := e.Booking
+		if b == nil || s.cfg == nil {
+			return fmt.Errorf("missing booking or config")
+		}
+		r := s.cfg.resources[b.ResourceID]
+		if r == nil {
+			return fmt.Errorf("unknown resource %q", b.ResourceID)
+		}
+		if b.FromHold != "" {
+			s.dropHold(b.FromHold)
+		}
+		bc := *b
+		s.bookings[b.ID] = &bc
+		r.occ.add(occ{start: b.BlockStart, end: b.BlockEnd, id: b.ID})
+	case EvBookingCancelled:
+		b := s.bookings[e.BookingID]
+		if b == nil {
+			return fmt.Errorf("unknown booking %q", e.BookingID)
+		}
+		if b.Status == StatusConfirmed {
+			if r := s.resource(b.ResourceID); r != nil {
+				r.occ.remove(b.ID, b.BlockStart)
+			}
+		}
+		b.Status = StatusCancelled
+		b.CancelReason = e.Reason
+		b.UpdatedAt = e.At
+	case EvBookingRescheduled:
+		nb := e.Booking
+		if nb == nil || s.cfg == nil {
+			return fmt.Errorf("missing booking or config")
+		}
+		old := s.bookings[nb.ID]
+		r := s.cfg.resources[nb.ResourceID]
+		if old == nil || r == nil {
+			return fmt.Errorf("unknown booking %q or resource %q", nb.ID, nb.ResourceID)
+		}
+		if or := s.resource(old.ResourceID); or != nil {
+			or.occ.remove(old.ID, old.BlockStart)
+		}
+		bc := *nb
+		s.bookings[nb.ID] = &bc
+		r.occ.add(occ{start: nb.BlockStart, end: nb.BlockEnd, id: nb.ID})
+	case EvBusyImported:
+		if e.Busy == nil || s.cfg == nil {
+			return fmt.Errorf("missing busy blocks or config")
+		}
+		r := s.cfg.resources[e.Busy.ResourceID]
+		if r == nil {
+			return fmt.Errorf("unknown resource %q", e.Busy.ResourceID)
+		}
+		if len(e.Busy.Blocks) == 0 {
+			delete(r.busy, e.Busy.Source)
+		} else {
+			r.busy[e.Busy.Source] = append([]Interval(nil), e.Busy.Blocks...)
+		}
+	default:
+		return fmt.Errorf("unknown event type %q", e.Type)
+	}
+	return nil
+}
+
+func (s *State) resource(id string) *resource {
+	if s.cfg == nil {
+		return nil
+	}
+	return s.cfg.resources[id]
+}
+
+func (s *State) dropHold(id string) {
+	h := s.holds[id]
+	if h == nil {
+		return
+	}
+	delete(s.holds, id)
+	if r := s.resource(h.ResourceID); r != nil {
+		r.occ.remove(h.ID, h.BlockStart)
+	}
+}
+
+// setConfig installs a configuration, carrying each surviving resource's
+// occupancy and busy blocks over to its compiled replacement.
+func (s *State) setConfig(cfg TenantConfig) error {
+	c, err := compileConfig(cfg)
+	if err != nil {
+		return err
+	}
+	for id, r := range c.resources {
+		if old := s.resource(id); old != nil {
+			r.occ = old.occ
+			r.busy = old.busy
+		}
+	}
+	s.cfg = c
+	return nil
+}
+
+// modifiedConfig returns cfg with the change an upsert or override event
+// describes.
+func modifiedConfig(cfg TenantConfig, e Event) (TenantConfig, error) {
+	out := cfg
+	switch e.Type {
+	case EvResourceUpserted:
+		if e.Resource == nil {
+			return cfg, fmt.Errorf("missing resource")
+		}
+		out.Resources = replaceByID(cfg.Resources, *e.Resource, func(r Resource) string { return r.ID })
+	case EvServiceUpserted:
+		if e.Service == nil {
+			return cfg, fmt.Errorf("missing service")
+		}
+		out.Services = replaceByID(cfg.Services, *e.Service, func(s Service) string { return s.ID })
+	case EvOverrideSet:
+		o := e.Override
+		if o == nil {
+			return cfg, fmt.Errorf("missing override")
+		}
+		out.Resources = append([]Resource(nil), cfg.Resources...)
+		found := false
+		for i := range out.Resources {
+			if out.Resources[i].ID != o.ResourceID {
+				continue
+			}
+			found = true
+			ov := make(map[string][]Range, len(out.Resources[i].Overrides)+1)
+			for k, v := range out.Resources[i].Overrides {
+				ov[k] = v
+			}
+			if o.Clear {
+				delete(ov, o.Date)
+			} else {
+				ov[o.Date] = append([]Range{}, o.Open...)
+			}
+			if len(ov) == 0 {
+				ov = nil
+			}
+			out.Resources[i].Overrides = ov
+		}
+		if !found {
+			return cfg, fmt.Errorf("unknown resource %q", o.ResourceID)
+		}
+	}
+	return out, nil
+}
+
+func replaceByID[T any](xs []T, x T, id func(T) string) []T {
+	out := make([]T, 0, len(xs)+1)
+	replaced := false
+	for _, y := range xs {
+		if id(y) == id(x) {
+			out = append(out, x)
+			replaced = true
+		} else {
+			out = append(out, y)
+		}
+	}
+	if !replaced {
+		out = append(out, x)
+	}
+	return out
+}
+
+// snapshot is the serialized form of a State. Slices are sorted so that two
+// equal states serialize to identical bytes.
+type snapshot struct {
+	V        int           `json:"v"`
+	Tenant   string        `json:"tenant"`
+	Config   *TenantConfig `json:"config,omitempty"`
+	Bookings []Booking     `json:"bookings"`
+	Holds    []Hold        `json:"holds"`
+	Busy     []BusyArg     `json:"busy"`
+	Idem     []IdemRecord  `json:"idem"`
+}
+
+// MarshalSnapshot serializes the whole state deterministically: equal states
+// give equal bytes, which is how replay is checked against live state.
+func (s *State) MarshalSnapshot() ([]byte, error) {
+	snap := snapshot{V: 1, Tenant: s.tenant, Bookings: s.Bookings(time.Time{}, time.Time{}), Holds: s.Holds(),
+		Busy: []BusyArg{}, Idem: make([]IdemRecord, 0, len(s.idem))}
+	if s.cfg != nil {
+		c := s.cfg.cfg
+		snap.Config = &c
+		for _, id := range sortedKeys(s.cfg.resources) {
+			r := s.cfg.resources[id]
+			for _, src := range sortedKeys(r.busy) {
+				snap.Busy = append(snap.Busy, BusyArg{ResourceID: id, Source: src, Blocks: r.busy[src]})
+			}
+		}
+	}
+	for _, k := range sortedKeys(s.idem) {
+		snap.Idem = append(snap.Idem, s.idem[k])
+	}
+	return json.Marshal(snap)
+}
+
+// RestoreState rebuilds a state from MarshalSnapshot's bytes.
+func RestoreState(tenant string, data []byte) (*State, error) {
+	var snap snapshot
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return nil, fmt.Errorf("restore snapshot: %w", err)
+	}
+	if snap.V != 1 || snap.Tenant != tenant {
+		return nil, fmt.Errorf("restore snapshot: version %d tenant %q, want 1 and %q", snap.V, snap.Tenant, tenant)
+	}
+	s := NewState(tenant)
+	if snap.Config != nil {
+		if err := s.setConfig(*snap.Config); err != nil {
+			return nil, fmt.Errorf("restore snapshot: %w", err)
+		}
+	}
+	for i := range snap.Bookings {
+		b := snap.Bookings[i]
+		s.bookings[b.ID] = &b
+		if b.Status == StatusConfirmed {
+			if r := s.resource(b.ResourceID); r != nil {
+				r.occ.add(occ{start: b.BlockStart, end: b.BlockEnd, id: b.ID})
+			}
+		}
+	}
+	for i := range snap.Holds {
+		h := snap.Holds[i]
+		s.holds[h.ID] = &h
+		if r := s.resource(h.ResourceID); r != nil {
+			r.occ.add(occ{start: h.BlockStart, end: h.BlockEnd, id: h.ID, hold: true, expires: h.ExpiresAt})
+		}
+	}
+	for _, b := range snap.Busy {
+		if r := s.resource(b.ResourceID); r != nil {
+			r.busy[b.Source] = b.Blocks
+		}
+	}
+	for _, rec := range snap.Idem {
+		s.idem[rec.Key] = rec
+	}
+	return s, nil
+}
