@@ -65,6 +65,8 @@ type Store interface {
 
 	// PutDirectory, GetDirectory, DeleteDirectory and ListDirectory manage
 	// small lookup records (kind "tenant", "link", …), durable on return.
+	// GetDirectory of a missing key returns an error wrapping ErrNotFound;
+	// DeleteDirectory of a missing key is not an error.
 	PutDirectory(ctx context.Context, kind, key string, value []byte) error
 	GetDirectory(ctx context.Context, kind, key string) ([]byte, error)
 	DeleteDirectory(ctx context.Context, kind, key string) error
@@ -91,11 +93,20 @@ func CheckTenant(id string) error {
 	return nil
 }
 
+// CheckKind returns an error wrapping ErrInvalid for a malformed directory
+// kind: 1–32 lowercase letters, digits or underscores, starting with a letter.
+func CheckKind(kind string) error {
+	if !kindRE.MatchString(kind) {
+		return fmt.Errorf("directory kind %q: %w", kind, ErrInvalid)
+	}
+	return nil
+}
+
 // CheckDirectory validates a directory kind and key. Keys are 1–256 bytes
 // of any content except NUL.
 func CheckDirectory(kind, key string) error {
-	if !kindRE.MatchString(kind) {
-		return fmt.Errorf("directory kind %q: %w", kind, ErrInvalid)
+	if err := CheckKind(kind); err != nil {
+		return err
 	}
 	if len(key) == 0 || len(key) > 256 {
 		return fmt.Errorf("directory key length %d: %w", len(key), ErrInvalid)
