@@ -47,6 +47,13 @@ step_name=""
 timings=()
 failed=()
 
+# joined: the failed steps, comma-separated.
+joined() {
+	local IFS=, s
+	s="${failed[*]}"
+	echo "${s//,/, }"
+}
+
 # heading NAME: close the previous step (printing its time) and open a new one.
 heading() {
 	end_step
@@ -181,7 +188,7 @@ end_step
 printf '\n==> timings so far\n'
 printf '  %s\n' "${timings[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
-	printf '\n==> static checks FAILED: %s (running go test anyway)\n' "${failed[*]}"
+	printf '\n==> static checks FAILED: %s (running go test anyway)\n' "$(joined)"
 fi
 
 # ---------------------------------------------------------------------------
@@ -194,6 +201,6 @@ if [ "$test_rc" -ne 0 ]; then
 	failed+=("go test (exit $test_rc)")
 fi
 if [ ${#failed[@]} -gt 0 ]; then
-	printf '\nscripts/test.sh: FAILED: %s (total %ds)\n' "${failed[*]}" "$((SECONDS - script_start))" >&2
+	printf '\nscripts/test.sh: FAILED: %s (total %ds)\n' "$(joined)" "$((SECONDS - script_start))" >&2
 	exit 1
 fi
