@@ -1,0 +1,603 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slotd/slotd/engine"
+	"github.com/slotd/slotd/persistence"
+)
+
+type msgKind int
+
+const (
+	kindCmd msgKind = iota
+	kindRead
+	kindSubscribe
+)
+
+// message is one entry of a tenant mailbox.
+type message struct {
+	kind  msgKind
+	cmd   engine.Command
+	read  func(*engine.State, uint64) error
+	sub   *Subscription
+	reply chan reply // buffered (1): the actor never waits on a caller
+
+	// set while the command is pending in a batch
+	res engine.Result
+	err error
+}
+
+type reply struct {
+	res engine.Result
+	seq uint64
+	err error
+}
+
+func (m *message) answer(r reply) {
+	if m.reply != nil {
+		m.reply <- r
+	}
+}
+
+// actor owns one tenant's state. Only its goroutine touches the fields
+// below the mailbox; the registry only enqueues and stops.
+type actor struct {
+	reg     *Registry
+	tenant  string
+	mailbox chan *message
+	subs    atomic.Int64 // live subscriptions, read by the registry's trim
+
+	mu      sync.Mutex // guards stopped; enqueue and stop hold it
+	stopped bool
+	quit    chan struct{}
+	done    chan struct{}
+	prev    *actor // set before run: a predecessor to wait for
+
+	state       *engine.State
+	seq         uint64
+	snapSeq     uint64
+	pending     []*message
+	uncommitted []engine.Event
+	groups      map[string]*queryGroup
+	feeds       map[uint64]*Subscription
+	timerC      <-chan time.Time
+	timerStop   func() bool
+	timerAt     time.Time
+	nextRefresh time.Time
+}
+
+func newActor(reg *Registry, tenant string) *actor {
+	return &actor{reg: reg, tenant: tenant, mailbox: make(chan *message, reg.cfg.MailboxSize),
+		quit: make(chan struct{}), done: make(chan struct{}),
+		groups: map[string]*queryGroup{}, feeds: map[uint64]*Subscription{}}
+}
+
+// enqueue offers m to the mailbox without waiting. It reports false,false
+// if the actor has stopped (the caller retries on a fresh actor) and
+// true,false if the mailbox is full.
+func (a *actor) enqueue(m *message) (accepted, full bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return false, false
+	}
+	select {
+	case a.mailbox <- m:
+		return true, false
+	default:
+		return false, true
+	}
+}
+
+// stop asks the actor to finish what its mailbox holds and exit.
+func (a *actor) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.stopped {
+		a.stopped = true
+		close(a.quit)
+	}
+}
+
+func (a *actor) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), a.reg.cfg.StoreTimeout)
+}
+
+// run is the actor's goroutine: a supervisor around the message loop. A
+// panic is recovered and logged; the actor reloads from the store and goes
+// on, at most MaxRestarts times per RestartWindow, then gives up and stops
+// (the next request activates a fresh actor).
+func (a *actor) run() {
+	defer close(a.done)
+	defer a.reg.forget(a, true)
+	if a.prev != nil {
+		<-a.prev.done
+		a.prev = nil
+	}
+	log := a.reg.cfg.Logger.With("tenant", a.tenant)
+	var restarts []time.Time
+	for {
+		panicked := a.supervise(log)
+		if !panicked {
+			return
+		}
+		a.reg.cfg.Metrics.Restarts.Inc()
+		now := time.Now()
+		recent := restarts[:0]
+		for _, t := range restarts {
+			if now.Sub(t) < a.reg.cfg.RestartWindow {
+				recent = append(recent, t)
+			}
+		}
+		restarts = append(recent, now)
+		if len(restarts) > a.reg.cfg.MaxRestarts {
+			log.Error("actor keeps crashing; stopping it", "restarts", len(restarts), "window", a.reg.cfg.RestartWindow)
+			a.shutdown(engine.Errorf(engine.CodeUnavailable, "tenant %s is unavailable (repeated internal errors)", a.tenant))
+			return
+		}
+		a.state = nil // reload from the store
+	}
+}
+
+// supervise runs the loop once, turning a panic into a logged restart.
+func (a *actor) supervise(log interface {
+	Error(string, ...any)
+}) (panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			panicked = true
+			log.Error("actor panic; restarting from stored state", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err := engine.Errorf(engine.CodeInternal, "internal error; the command was not applied")
+			for _, m := range a.pending {
+				m.answer(reply{err: err})
+			}
+			a.pending, a.uncommitted = nil, nil
+		}
+	}()
+	if err := a.loop(); err != nil {
+		log.Error("actor failed", "err", err)
+		a.shutdown(engine.Errorf(engine.CodeUnavailable, "tenant %s is unavailable: storage error", a.tenant))
+	}
+	return false
+}
+
+// shutdown stops the actor for good, answering everything queued with err
+// and ending subscriptions.
+func (a *actor) shutdown(err error) {
+	a.stop()
+	for _, m := range a.pending {
+		m.answer(reply{err: err})
+	}
+	a.pending = nil
+	for {
+		select {
+		case m := <-a.mailbox:
+			if m.kind == kindSubscribe {
+				m.sub.end(err)
+			}
+			m.answer(reply{err: err})
+		default:
+			a.endSubs(ErrStopped)
+			return
+		}
+	}
+}
+
+func (a *actor) loop() error {
+	if a.state == nil {
+		if err := a.load(); err != nil {
+			return err
+		}
+		a.timerAt = time.Time{}
+		a.armTimer()
+	}
+	for {
+		select {
+		case m := <-a.mailbox:
+			if err := a.batch(m); err != nil {
+				return err
+			}
+		case <-a.timerC:
+			a.timerC, a.timerAt = nil, time.Time{}
+			if err := a.tick(); err != nil {
+				return err
+			}
+		case <-a.quit:
+			for {
+				select {
+				case m := <-a.mailbox:
+					if err := a.batch(m); err != nil {
+						return err
+					}
+					continue
+				default:
+				}
+				break
+			}
+			a.snapshot()
+			a.endSubs(ErrStopped)
+			if a.timerStop != nil {
+				a.timerStop()
+			}
+			return nil
+		}
+	}
+}
+
+// load rebuilds the state from the newest snapshot and the journal tail.
+func (a *actor) load() error {
+	ctx, cancel := a.ctx()
+	defer cancel()
+	snap, tail, err := a.reg.cfg.Store.Load(ctx, a.tenant)
+	if err != nil {
+		return fmt.Errorf("load tenant %s: %w", a.tenant, err)
+	}
+	st := engine.NewState(a.tenant)
+	if snap.Data != nil {
+		if st, err = engine.RestoreState(a.tenant, snap.Data); err != nil {
+			return fmt.Errorf("load tenant %s: %w", a.tenant, err)
+		}
+	}
+	seq := snap.Seq
+	for _, e := range tail {
+		ev, err := engine.DecodeEvent(e.Data)
+		if err != nil {
+			return fmt.Errorf("load tenant %s seq %d: %w", a.tenant, e.Seq, err)
+		}
+		if err := st.Evolve(ev); err != nil {
+			return fmt.Errorf("load tenant %s seq %d: %w", a.tenant, e.Seq, err)
+		}
+		seq = e.Seq
+	}
+	a.state, a.seq, a.snapSeq = st, seq, snap.Seq
+	return nil
+}
+
+// batch handles first and whatever else waits in the mailbox, up to
+// BatchMax: commands are applied in order and committed together in one
+// journal append (group commit); reads and subscriptions see only
+// committed state, so pending commands are committed before them.
+func (a *actor) batch(first *message) error {
+	m := a.reg.cfg.Metrics
+	m.MailboxDepth.Observe(float64(len(a.mailbox) + 1))
+	msgs := []*message{first}
+fill:
+	for len(msgs) < a.reg.cfg.BatchMax {
+		select {
+		case x := <-a.mailbox:
+			msgs = append(msgs, x)
+		default:
+			break fill
+		}
+	}
+	for _, x := range msgs {
+		if x.kind == kindCmd {
+			a.apply(x)
+			continue
+		}
+		if err := a.commit(); err != nil {
+			return err
+		}
+		a.other(x)
+	}
+	if err := a.commit(); err != nil {
+		return err
+	}
+	a.armTimer()
+	return nil
+}
+
+func (a *actor) apply(x *message) {
+	x.res, x.err = engine.Apply(a.state, x.cmd, a.reg.cfg.Clock.Now())
+	if x.err == nil {
+		a.uncommitted = append(a.uncommitted, x.res.Events...)
+	}
+	a.pending = append(a.pending, x)
+}
+
+// commit appends the pending commands' events in one durable write, then
+// answers each command and publishes. On a sequence conflict (another
+// writer appended first) it reloads and decides the commands again.
+func (a *actor) commit() error {
+	if len(a.pending) == 0 {
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		err := a.append()
+		if err == nil {
+			break
+		}
+		conflict := errors.Is(err, persistence.ErrConflict)
+		a.reg.cfg.Logger.Warn("journal append failed", "tenant", a.tenant, "err", err, "conflict", conflict, "attempt", attempt)
+		// The in-memory state holds uncommitted events: rebuild it.
+		cmds := a.pending
+		a.pending, a.uncommitted = nil, nil
+		if lerr := a.load(); lerr != nil {
+			a.pending = cmds
+			return lerr
+		}
+		if !conflict || attempt >= 3 {
+			uerr := engine.Errorf(engine.CodeUnavailable, "could not store the change; nothing was booked, try again")
+			for _, x := range cmds {
+				a.count(x.cmd, uerr)
+				x.answer(reply{err: uerr, seq: a.seq})
+			}
+			return nil
+		}
+		for _, x := range cmds {
+			a.apply(x)
+		}
+	}
+	events := a.uncommitted
+	for _, x := range a.pending {
+		a.count(x.cmd, x.err)
+		if x.err != nil {
+			x.answer(reply{err: x.err, seq: a.seq})
+		} else {
+			x.answer(reply{res: x.res, seq: a.seq})
+		}
+	}
+	a.pending, a.uncommitted = nil, nil
+	if len(events) > 0 {
+		a.publish(events)
+		if a.seq-a.snapSeq >= uint64(a.reg.cfg.SnapshotEvery) {
+			a.snapshot()
+		}
+	}
+	return nil
+}
+
+func (a *actor) append() error {
+	mt := a.reg.cfg.Metrics
+	mt.BatchSize.Observe(float64(len(a.pending)))
+	if len(a.uncommitted) == 0 {
+		return nil
+	}
+	enc := make([][]byte, len(a.uncommitted))
+	for i, e := range a.uncommitted {
+		b, err := engine.EncodeEvent(e)
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		enc[i] = b
+	}
+	ctx, cancel := a.ctx()
+	defer cancel()
+	start := time.Now()
+	seq, err := a.reg.cfg.Store.Append(ctx, a.tenant, a.seq, enc)
+	mt.CommitSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return fmt.Errorf("append journal: %w", err)
+	}
+	a.seq = seq
+	for _, e := range a.uncommitted {
+		if e.Type == engine.EvBookingConfirmed {
+			mt.Bookings.Inc()
+		}
+	}
+	return nil
+}
+
+func (a *actor) count(cmd engine.Command, err error) {
+	result := "ok"
+	if err != nil {
+		result = string(engine.CodeInternal)
+		var ee *engine.Error
+		if errors.As(err, &ee) {
+			result = string(ee.Code)
+		}
+	}
+	a.reg.cfg.Metrics.Commands.WithLabelValues(engine.CommandName(cmd), result).Inc()
+}
+
+// other handles a read or a subscription against committed state.
+func (a *actor) other(x *message) {
+	switch x.kind {
+	case kindRead:
+		x.answer(reply{err: x.read(a.state, a.seq), seq: a.seq})
+	case kindSubscribe:
+		a.subscribe(x)
+	}
+}
+
+func (a *actor) subscribe(x *message) {
+	sub := x.sub
+	if sub.Feed {
+		a.feeds[sub.ID] = sub
+		a.subs.Add(1)
+		a.reg.cfg.Metrics.Subscribers.Inc()
+		x.answer(reply{seq: a.seq})
+		return
+	}
+	key := queryKey(sub.Query)
+	g := a.groups[key]
+	if g == nil {
+		slots, err := a.state.Availability(sub.Query, a.reg.cfg.Clock.Now())
+		if err != nil {
+			x.answer(reply{err: err, seq: a.seq})
+			return
+		}
+		g = &queryGroup{q: sub.Query, last: slotMap(slots), subs: map[uint64]*Subscription{}}
+		a.groups[key] = g
+	}
+	slots := make([]engine.Slot, 0, len(g.last))
+	for _, s := range g.last {
+		slots = append(slots, s)
+	}
+	sortSlots(slots)
+	sub.offer(&Update{Kind: UpdateSnapshot, Version: a.seq, Slots: slots})
+	g.subs[sub.ID] = sub
+	a.subs.Add(1)
+	a.reg.cfg.Metrics.Subscribers.Inc()
+	x.answer(reply{seq: a.seq})
+	if a.nextRefresh.IsZero() {
+		a.nextRefresh = a.reg.cfg.Clock.Now().Add(a.reg.cfg.RefreshEvery)
+	}
+}
+
+// publish pushes committed events to feeds and availability changes to
+// every query group; subscribers that cannot keep up are dropped, never
+// waited for.
+func (a *actor) publish(events []engine.Event) {
+	var feed []engine.Event
+	for _, e := range events {
+		switch e.Type {
+		case engine.EvBookingConfirmed, engine.EvBookingCancelled, engine.EvBookingRescheduled,
+			engine.EvHoldPlaced, engine.EvHoldReleased, engine.EvHoldExpired:
+			feed = append(feed, e)
+		}
+	}
+	if len(feed) > 0 && len(a.feeds) > 0 {
+		u := &Update{Kind: UpdateFeed, Version: a.seq, Events: feed}
+		for id, s := range a.feeds {
+			slow := !s.closed.Load()
+			if !s.offer(u) {
+				a.dropSub(id, slow)
+			}
+		}
+	}
+	a.refresh()
+}
+
+// refresh recomputes each query group and sends the differences.
+func (a *actor) refresh() {
+	now := a.reg.cfg.Clock.Now()
+	for key, g := range a.groups {
+		for id, s := range g.subs {
+			if s.closed.Load() {
+				s.end(nil)
+				delete(g.subs, id)
+				a.subGone()
+			}
+		}
+		if len(g.subs) == 0 {
+			delete(a.groups, key)
+			continue
+		}
+		slots, err := a.state.Availability(g.q, now)
+		if err != nil { // e.g. the service was removed
+			for id, s := range g.subs {
+				s.end(err)
+				delete(g.subs, id)
+				a.subGone()
+			}
+			delete(a.groups, key)
+			continue
+		}
+		up, removed := diff(g.last, slots)
+		g.last = slotMap(slots)
+		if len(up) == 0 && len(removed) == 0 {
+			continue
+		}
+		u := &Update{Kind: UpdateDelta, Version: a.seq, Upserted: up, Removed: removed}
+		for id, s := range g.subs {
+			if !s.offer(u) {
+				delete(g.subs, id)
+				a.subGone()
+				a.reg.cfg.Metrics.Dropped.Inc()
+			}
+		}
+	}
+}
+
+func (a *actor) dropSub(id uint64, slow bool) {
+	delete(a.feeds, id)
+	a.subGone()
+	if slow {
+		a.reg.cfg.Metrics.Dropped.Inc()
+	}
+}
+
+func (a *actor) subGone() {
+	a.subs.Add(-1)
+	a.reg.cfg.Metrics.Subscribers.Dec()
+}
+
+func (a *actor) endSubs(err error) {
+	for key, g := range a.groups {
+		for id, s := range g.subs {
+			s.end(err)
+			delete(g.subs, id)
+			a.subGone()
+		}
+		delete(a.groups, key)
+	}
+	for id, s := range a.feeds {
+		s.end(err)
+		a.dropSub(id, false)
+	}
+}
+
+// tick runs on the actor's timer: it expires due holds (durably, like any
+// command) and refreshes availability as time moves on.
+func (a *actor) tick() error {
+	now := a.reg.cfg.Clock.Now()
+	if next, ok := a.state.NextHoldExpiry(); ok && !next.After(now) {
+		a.apply(&message{kind: kindCmd, cmd: engine.ExpireHolds{}})
+		if err := a.commit(); err != nil {
+			return err
+		}
+	}
+	if !a.nextRefresh.IsZero() && !a.nextRefresh.After(now) {
+		a.refresh()
+		a.nextRefresh = time.Time{}
+		if len(a.groups) > 0 {
+			a.nextRefresh = now.Add(a.reg.cfg.RefreshEvery)
+		}
+	}
+	a.armTimer()
+	return nil
+}
+
+// armTimer sets the timer for the next hold expiry or refresh.
+func (a *actor) armTimer() {
+	var at time.Time
+	if next, ok := a.state.NextHoldExpiry(); ok {
+		at = next
+	}
+	if !a.nextRefresh.IsZero() && (at.IsZero() || a.nextRefresh.Before(at)) {
+		at = a.nextRefresh
+	}
+	if at.Equal(a.timerAt) {
+		return
+	}
+	if a.timerStop != nil {
+		a.timerStop()
+		a.timerC, a.timerStop = nil, nil
+	}
+	a.timerAt = at
+	if at.IsZero() {
+		return
+	}
+	a.timerC, a.timerStop = a.reg.cfg.Clock.NewTimer(at.Sub(a.reg.cfg.Clock.Now()))
+}
+
+// snapshot stores the state if events arrived since the last snapshot.
+// Failure is logged only: the journal already holds everything.
+func (a *actor) snapshot() {
+	if a.state == nil || a.seq == a.snapSeq {
+		return
+	}
+	data, err := a.state.MarshalSnapshot()
+	if err == nil {
+		ctx, cancel := a.ctx()
+		err = a.reg.cfg.Store.SaveSnapshot(ctx, a.tenant, persistence.Snapshot{Seq: a.seq, Data: data})
+		cancel()
+	}
+	if err != nil {
+		a.reg.cfg.Logger.Warn("snapshot failed", "tenant", a.tenant, "seq", a.seq, "err", err)
+		return
+	}
+	a.snapSeq = a.seq
+}
+
+func sortSlots(s []engine.Slot) {
+	sortSlice(s, func(a, b engine.Slot) bool { return a.Start.Before(b.Start) })
+}

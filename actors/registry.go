@@ -1,0 +1,302 @@
+// Package actors runs one goroutine per live tenant. The goroutine owns the
+// tenant's engine.State; commands reach it through a bounded mailbox, are
+// applied one at a time, committed to the journal together (group commit)
+// and only then acknowledged. After each commit the actor pushes
+// availability changes to its subscribers, each through a bounded queue it
+// never waits on. A registry bounded by an LRU passivates idle tenants and
+// reactivates them from snapshot + journal on demand.
+package actors
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/slotd/slotd/engine"
+	"github.com/slotd/slotd/internal/clock"
+	"github.com/slotd/slotd/persistence"
+)
+
+// Store is what the actors need from persistence (see persistence.Store for
+// the contract every backend fulfils).
+type Store interface {
+	Append(ctx context.Context, tenant string, expectedSeq uint64, events [][]byte) (uint64, error)
+	Load(ctx context.Context, tenant string) (persistence.Snapshot, []persistence.Entry, error)
+	SaveSnapshot(ctx context.Context, tenant string, snap persistence.Snapshot) error
+}
+
+// Config holds a registry's dependencies and limits. Zero limits take the
+// defaults shown.
+type Config struct {
+	Store   Store
+	Clock   clock.Clock  // default clock.Real{}
+	Logger  *slog.Logger // default slog.Default()
+	Metrics *Metrics     // default NewMetrics(nil)
+
+	MaxLive         int           // live actors before idle ones are passivated; 10000
+	MailboxSize     int           // per tenant; a full mailbox answers overloaded; 1024
+	BatchMax        int           // commands per group commit; 256
+	SnapshotEvery   int           // events between snapshots; 1000
+	SubscriberQueue int           // updates queued per subscriber before it is dropped; 64
+	MaxRestarts     int           // panics tolerated per RestartWindow; 5
+	RestartWindow   time.Duration // 1 minute
+	RefreshEvery    time.Duration // availability refresh while subscribed, as time passes; 1 minute
+	StoreTimeout    time.Duration // per store call; 30 s
+}
+
+func (c *Config) defaults() {
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxLive, 10000)
+	def(&c.MailboxSize, 1024)
+	def(&c.BatchMax, 256)
+	def(&c.SnapshotEvery, 1000)
+	def(&c.SubscriberQueue, 64)
+	def(&c.MaxRestarts, 5)
+	if c.RestartWindow <= 0 {
+		c.RestartWindow = time.Minute
+	}
+	if c.RefreshEvery <= 0 {
+		c.RefreshEvery = time.Minute
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 30 * time.Second
+	}
+}
+
+// Registry finds or activates the actor of a tenant.
+type Registry struct {
+	cfg    Config
+	nextID atomic.Uint64
+
+	mu     sync.Mutex // guards the fields below
+	live     *simplelru.LRU[string, *actor]
+	stopping map[string]*actor // passivated actors still finishing their mailbox
+	closed   bool
+	wg     sync.WaitGroup
+}
+
+// NewRegistry returns a registry; call Close (or run Run) to stop it.
+func NewRegistry(cfg Config) *Registry {
+	cfg.defaults()
+	live, _ := simplelru.NewLRU[string, *actor](1<<31-1, nil) // size checked by trimLocked
+	return &Registry{cfg: cfg, live: live, stopping: map[string]*actor{}}
+}
+
+// Run blocks until ctx is done, then stops every actor (each finishes its
+// mailbox, snapshots and ends its subscriptions) and returns.
+func (r *Registry) Run(ctx context.Context) error {
+	<-ctx.Done()
+	r.Close()
+	return nil
+}
+
+// Close stops every actor and waits for them. Later calls fail with
+// unavailable.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	r.closed = true
+	actors := r.live.Values()
+	r.mu.Unlock()
+	for _, a := range actors {
+		a.stop()
+	}
+	r.wg.Wait()
+}
+
+// Live is the number of tenant actors in memory.
+func (r *Registry) Live() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live.Len()
+}
+
+var errClosed = engine.Errorf(engine.CodeUnavailable, "slotd is shutting down")
+
+func (r *Registry) actor(tenant string) (*actor, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errClosed
+	}
+	if a, ok := r.live.Get(tenant); ok {
+		return a, nil
+	}
+	a := newActor(r, tenant)
+	// A passivated predecessor may still be committing its last batch; the
+	// new actor loads only after it has finished.
+	a.prev = r.stopping[tenant]
+	r.live.Add(tenant, a)
+	r.cfg.Metrics.LiveActors.Inc()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		a.run()
+	}()
+	r.trimLocked()
+	return a, nil
+}
+
+// trimLocked passivates the least recently used idle actors while more
+// than MaxLive are in memory. Actors with subscribers or queued messages
+// are not idle: they move to the front and the search goes on, a bounded
+// number of steps per call.
+func (r *Registry) trimLocked() {
+	for steps := 0; r.live.Len() > r.cfg.MaxLive && steps < 32; steps++ {
+		key, a, ok := r.live.GetOldest()
+		if !ok {
+			return
+		}
+		if a.subs.Load() > 0 || len(a.mailbox) > 0 {
+			r.live.Get(key) // recently used now
+			continue
+		}
+		r.live.Remove(key)
+		r.stopping[key] = a
+		r.cfg.Metrics.LiveActors.Dec()
+		r.cfg.Metrics.Passivations.Inc()
+		a.stop()
+	}
+}
+
+// forget moves a stopping actor out of the live index; exited reports that
+// its goroutine has ended, so it is dropped altogether.
+func (r *Registry) forget(a *actor, exited bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, ok := r.live.Peek(a.tenant); ok && cur == a {
+		r.live.Remove(a.tenant)
+		r.cfg.Metrics.LiveActors.Dec()
+		if !exited {
+			r.stopping[a.tenant] = a
+		}
+	}
+	if exited && r.stopping[a.tenant] == a {
+		delete(r.stopping, a.tenant)
+	}
+}
+
+// send delivers m to the tenant's actor, activating it if needed.
+func (r *Registry) send(tenant string, m *message) error {
+	if err := persistence.CheckTenant(tenant); err != nil {
+		return engine.Errorf(engine.CodeInvalid, "tenant id %q is malformed", tenant)
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		a, err := r.actor(tenant)
+		if err != nil {
+			return err
+		}
+		accepted, full := a.enqueue(m)
+		if accepted {
+			return nil
+		}
+		if full {
+			return engine.Errorf(engine.CodeOverloaded, "tenant %s is busy; retry shortly", tenant)
+		}
+		// The actor was stopping; a fresh one takes its place.
+		r.forget(a, false)
+	}
+	return engine.Errorf(engine.CodeUnavailable, "tenant %s is restarting; retry shortly", tenant)
+}
+
+// Reply is a command's answer.
+type Reply struct {
+	engine.Result
+	// Seq is the journal sequence after the command's batch was committed.
+	Seq uint64
+}
+
+// Do applies cmd to the tenant and waits for its answer. A nil error means
+// the command's events are durable. Domain refusals are *engine.Error. If
+// ctx ends first Do returns ctx.Err() and the command may still complete.
+func (r *Registry) Do(ctx context.Context, tenant string, cmd engine.Command) (Reply, error) {
+	m := &message{kind: kindCmd, cmd: cmd, reply: make(chan reply, 1)}
+	if err := r.send(tenant, m); err != nil {
+		return Reply{}, err
+	}
+	select {
+	case rep := <-m.reply:
+		return Reply{Result: rep.res, Seq: rep.seq}, rep.err
+	case <-ctx.Done():
+		return Reply{}, ctx.Err()
+	}
+}
+
+// Read runs fn on the tenant's committed state inside its actor and returns
+// fn's error. fn must not keep references into the state.
+func (r *Registry) Read(ctx context.Context, tenant string, fn func(st *engine.State, seq uint64) error) error {
+	m := &message{kind: kindRead, read: fn, reply: make(chan reply, 1)}
+	if err := r.send(tenant, m); err != nil {
+		return err
+	}
+	select {
+	case rep := <-m.reply:
+		return rep.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SubscribeAvailability streams the availability for q: first a snapshot,
+// then a delta after every change, in order. queue bounds the updates
+// waiting for the reader (0: the registry default).
+func (r *Registry) SubscribeAvailability(ctx context.Context, tenant string, q engine.AvailabilityQuery, queue int) (*Subscription, error) {
+	return r.subscribe(ctx, tenant, &Subscription{Query: q}, queue)
+}
+
+// SubscribeFeed streams committed booking and hold events of the tenant.
+func (r *Registry) SubscribeFeed(ctx context.Context, tenant string, queue int) (*Subscription, error) {
+	return r.subscribe(ctx, tenant, &Subscription{Feed: true}, queue)
+}
+
+func (r *Registry) subscribe(ctx context.Context, tenant string, sub *Subscription, queue int) (*Subscription, error) {
+	if queue <= 0 {
+		queue = r.cfg.SubscriberQueue
+	}
+	sub.ID = r.nextID.Add(1)
+	sub.Tenant = tenant
+	sub.c = make(chan *Update, queue)
+	sub.C = sub.c
+	m := &message{kind: kindSubscribe, sub: sub, reply: make(chan reply, 1)}
+	if err := r.send(tenant, m); err != nil {
+		return nil, err
+	}
+	select {
+	case rep := <-m.reply:
+		if rep.err != nil {
+			return nil, rep.err
+		}
+		return sub, nil
+	case <-ctx.Done():
+		sub.Close()
+		return nil, ctx.Err()
+	}
+}
+
+// ErrOverloaded reports whether err is the overloaded refusal.
+func ErrOverloaded(err error) bool {
+	var ee *engine.Error
+	return errors.As(err, &ee) && ee.Code == engine.CodeOverloaded
+}
+
+func sortSlice[T any](s []T, less func(a, b T) bool) {
+	sort.Slice(s, func(i, j int) bool { return less(s[i], s[j]) })
+}

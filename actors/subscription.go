@@ -1,0 +1,150 @@
+package actors
+
+import (
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slotd/slotd/engine"
+)
+
+// UpdateKind says what an Update carries.
+type UpdateKind int
+
+// Update kinds.
+const (
+	// UpdateSnapshot is the full availability: the first update of a
+	// subscription, and any resync.
+	UpdateSnapshot UpdateKind = iota + 1
+	// UpdateDelta changes the previous availability: slots upserted
+	// (added or changed) and slots removed (by start).
+	UpdateDelta
+	// UpdateFeed carries committed booking and hold events, for staff.
+	UpdateFeed
+)
+
+// Update is one message to a subscriber. Updates are shared between the
+// subscribers of the same query: treat them as read-only.
+type Update struct {
+	Kind     UpdateKind
+	Version  uint64 // journal sequence the update reflects
+	Slots    []engine.Slot
+	Upserted []engine.Slot
+	Removed  []time.Time
+	Events   []engine.Event
+}
+
+// ErrSlowConsumer ends a subscription whose reader let its queue fill up.
+// The reader should resubscribe to get a fresh snapshot.
+var ErrSlowConsumer = errors.New("subscriber fell behind")
+
+// ErrStopped ends a subscription whose tenant actor stopped (shutdown).
+var ErrStopped = errors.New("tenant actor stopped")
+
+// Subscription is a live stream of updates for one tenant. Read C until it
+// is closed, then Err says why. Close it when done.
+type Subscription struct {
+	ID     uint64
+	Tenant string
+	Query  engine.AvailabilityQuery // zero for a feed
+	Feed   bool
+	// C delivers updates in order. It is closed when the subscription ends.
+	C <-chan *Update
+
+	c      chan *Update
+	closed atomic.Bool
+	once   sync.Once
+	errMu  sync.Mutex // guards err
+	err    error
+	onEnd  func()
+}
+
+// Close ends the subscription from the reader's side. The actor forgets it
+// at its next publish; nothing more is read from C.
+func (s *Subscription) Close() {
+	if s.closed.CompareAndSwap(false, true) && s.onEnd != nil {
+		s.onEnd()
+	}
+}
+
+// Err reports why C was closed (nil while open, or after Close).
+func (s *Subscription) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// end closes C with err; only the owning actor calls it.
+func (s *Subscription) end(err error) {
+	s.once.Do(func() {
+		s.errMu.Lock()
+		s.err = err
+		s.errMu.Unlock()
+		close(s.c)
+		if s.closed.CompareAndSwap(false, true) && s.onEnd != nil {
+			s.onEnd()
+		}
+	})
+}
+
+// offer hands u to the subscriber without waiting. A full queue ends the
+// subscription with ErrSlowConsumer; it reports whether s is still live.
+func (s *Subscription) offer(u *Update) bool {
+	if s.closed.Load() {
+		s.end(nil)
+		return false
+	}
+	select {
+	case s.c <- u:
+		return true
+	default:
+		s.end(ErrSlowConsumer)
+		return false
+	}
+}
+
+// queryGroup is the subscribers sharing one availability query: the
+// availability is computed once per change for all of them.
+type queryGroup struct {
+	q    engine.AvailabilityQuery
+	last map[int64]engine.Slot
+	subs map[uint64]*Subscription
+}
+
+func queryKey(q engine.AvailabilityQuery) string {
+	return q.ServiceID + "\x00" + q.ResourceID + "\x00" + q.From + "\x00" + q.To + "\x00" + q.TimeZone
+}
+
+func slotMap(slots []engine.Slot) map[int64]engine.Slot {
+	m := make(map[int64]engine.Slot, len(slots))
+	for _, s := range slots {
+		m[s.Start.UnixNano()] = s
+	}
+	return m
+}
+
+// diff returns what changed from old to cur: upserted sorted by start,
+// removed sorted.
+func diff(old map[int64]engine.Slot, cur []engine.Slot) (up []engine.Slot, removed []time.Time) {
+	seen := make(map[int64]bool, len(cur))
+	for _, s := range cur {
+		k := s.Start.UnixNano()
+		seen[k] = true
+		if o, ok := old[k]; !ok || !o.Equal(s) {
+			up = append(up, s)
+		}
+	}
+	for k, s := range old {
+		if !seen[k] {
+			removed = append(removed, s.Start)
+		}
+	}
+	sortTimes(removed)
+	return up, removed
+}
+
+func sortTimes(ts []time.Time) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+}
