@@ -3,8 +3,8 @@
 // conditional-append contract (it passes persistence/storetest) without disk
 // or a database. Nothing survives the process; do not use it in production.
 //
-// The Fail* fields are test hooks that inject errors, for example a journal
-// write failing mid-batch or a fenced-out writer.
+// The Fail* fields are test hooks that inject errors, for example a failing
+// disk for one tenant; a failed Append writes nothing, like a real backend.
 package memstore
 
 import (
