@@ -1,0 +1,487 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/slotd/slotd/engine"
+	"github.com/slotd/slotd/persistence"
+)
+
+// TenantRecord is the directory entry of a tenant.
+type TenantRecord struct {
+	ID        string    `json:"id"`
+	Link      string    `json:"link"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Directory kinds.
+const (
+	KindTenant = "tenant"
+	KindLink   = "link"
+)
+
+// decodeBody reads one JSON object into v, refusing unknown fields,
+// trailing data and bodies over the limit.
+func decodeBody(r *http.Request, v any) error {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return engine.Errorf(engine.CodeTooLarge, "request body larger than %d bytes", mbe.Limit)
+		}
+		return engine.Errorf(engine.CodeInvalid, "could not read request body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return engine.Errorf(engine.CodeInvalid, "request body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return engine.Errorf(engine.CodeInvalid, "request body has data after the JSON object")
+	}
+	return nil
+}
+
+func (s *Server) reqCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+}
+
+// tenantRecord looks a tenant up in the directory.
+func (s *Server) tenantRecord(ctx context.Context, id string) (TenantRecord, error) {
+	if !persistence.ValidTenant(id) {
+		return TenantRecord{}, engine.Errorf(engine.CodeNotFound, "tenant %q does not exist", id)
+	}
+	b, err := s.cfg.Directory.GetDirectory(ctx, KindTenant, id)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return TenantRecord{}, engine.Errorf(engine.CodeNotFound, "tenant %q does not exist", id)
+	}
+	if err != nil {
+		return TenantRecord{}, fmt.Errorf("read tenant %s: %w", id, err)
+	}
+	var rec TenantRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return TenantRecord{}, fmt.Errorf("decode tenant %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// tenantByLink resolves a public booking link to its tenant.
+func (s *Server) tenantByLink(ctx context.Context, link string) (string, error) {
+	if !validLink(link) {
+		return "", engine.Errorf(engine.CodeNotFound, "unknown booking link")
+	}
+	b, err := s.cfg.Directory.GetDirectory(ctx, KindLink, link)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return "", engine.Errorf(engine.CodeNotFound, "unknown booking link")
+	}
+	if err != nil {
+		return "", fmt.Errorf("resolve link: %w", err)
+	}
+	return string(b), nil
+}
+
+// CreateTenantRequest is the body of POST /v1/tenants.
+type CreateTenantRequest struct {
+	ID     string              `json:"id"`
+	Config engine.TenantConfig `json:"config"`
+}
+
+// CreateTenant registers a tenant with a fresh booking link and applies its
+// configuration. The configuration is validated before anything is stored.
+func (s *Server) CreateTenant(ctx context.Context, id string, cfg engine.TenantConfig) (TenantRecord, error) {
+	if !persistence.ValidTenant(id) {
+		return TenantRecord{}, engine.Errorf(engine.CodeInvalid, "tenant id %q: 1–63 lowercase letters, digits or '-'", id)
+	}
+	if _, err := engine.Decide(engine.NewState(id), engine.Configure{Config: cfg}, s.cfg.Now()); err != nil {
+		return TenantRecord{}, err
+	}
+	if _, err := s.tenantRecord(ctx, id); err == nil {
+		return TenantRecord{}, engine.Errorf(engine.CodeConflict, "tenant %q already exists", id)
+	} else if ee := (*engine.Error)(nil); !errors.As(err, &ee) || ee.Code != engine.CodeNotFound {
+		return TenantRecord{}, err
+	}
+	rec := TenantRecord{ID: id, Link: NewID("")[:26], CreatedAt: s.cfg.Now().UTC()}
+	b, _ := json.Marshal(rec)
+	if err := s.cfg.Directory.PutDirectory(ctx, KindLink, rec.Link, []byte(id)); err != nil {
+		return TenantRecord{}, fmt.Errorf("store link: %w", err)
+	}
+	if err := s.cfg.Directory.PutDirectory(ctx, KindTenant, id, b); err != nil {
+		return TenantRecord{}, fmt.Errorf("store tenant: %w", err)
+	}
+	if _, err := s.cfg.Tenants.Do(ctx, id, engine.Configure{Config: cfg}); err != nil {
+		return rec, err
+	}
+	return rec, nil
+}
+
+// TenantView is what GET /v1/tenants/{tenant} returns.
+type TenantView struct {
+	TenantRecord
+	BookingURL string               `json:"booking_path"`
+	Version    uint64               `json:"version"`
+	Config     *engine.TenantConfig `json:"config"`
+}
+
+func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
+	var req CreateTenantRequest
+	if err := decodeBody(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	ctx, cancel := s.reqCtx(r)
+	defer cancel()
+	rec, err := s.CreateTenant(ctx, req.ID, req.Config)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, TenantView{TenantRecord: rec, BookingURL: "/book/" + rec.Link})
+}
+
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
+	ids, err := s.cfg.Directory.ListDirectory(r.Context(), KindTenant)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"tenants": ids})
+}
+
+func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.reqCtx(r)
+	defer cancel()
+	rec, err := s.tenantRecord(ctx, r.PathValue("tenant"))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	view := TenantView{TenantRecord: rec, BookingURL: "/book/" + rec.Link}
+	err = s.cfg.Tenants.Read(ctx, rec.ID, func(st *engine.State, seq uint64) error {
+		if c, ok := st.Config(); ok {
+			view.Config = &c
+		}
+		view.Version = seq
+		return nil
+	})
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+// do runs a command against an existing tenant and writes the result.
+func (s *Server) do(w http.ResponseWriter, r *http.Request, cmd engine.Command, status int) {
+	ctx, cancel := s.reqCtx(r)
+	defer cancel()
+	tenant := r.PathValue("tenant")
+	if _, err := s.tenantRecord(ctx, tenant); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	rep, err := s.cfg.Tenants.Do(ctx, tenant, cmd)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	out := map[string]any{"version": rep.Seq}
+	if rep.Booking != nil {
+		out["booking"] = rep.Booking
+	}
+	if rep.Hold != nil {
+		out["hold"] = rep.Hold
+	}
+	if rep.Duplicate {
+		out["duplicate"] = true
+		status = http.StatusOK
+	}
+	writeJSON(w, status, out)
+}
+
+func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
+	var cfg engine.TenantConfig
+	if err := decodeBody(r, &cfg); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.do(w, r, engine.Configure{Config: cfg}, http.StatusOK)
+}
+
+func (s *Server) putResource(w http.ResponseWriter, r *http.Request) {
+	var res engine.Resource
+	if err := decodeBody(r, &res); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if res.ID == "" {
+		res.ID = r.PathValue("resource")
+	}
+	if res.ID != r.PathValue("resource") {
+		s.writeError(w, engine.Errorf(engine.CodeInvalid, "body id %q differs from the path", res.ID))
+		return
+	}
+	s.do(w, r, engine.UpsertResource{Resource: res}, http.StatusOK)
+}
+
+func (s *Server) putService(w http.ResponseWriter, r *http.Request) {
+	var svc engine.Service
+	if err := decodeBody(r, &svc); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if svc.ID == "" {
+		svc.ID = r.PathValue("service")
+	}
+	if svc.ID != r.PathValue("service") {
+		s.writeError(w, engine.Errorf(engine.CodeInvalid, "body id %q differs from the path", svc.ID))
+		return
+	}
+	s.do(w, r, engine.UpsertService{Service: svc}, http.StatusOK)
+}
+
+// OverrideRequest is the body of PUT …/overrides/{date}.
+type OverrideRequest struct {
+	Open []engine.Range `json:"open"`
+}
+
+func (s *Server) putOverride(w http.ResponseWriter, r *http.Request) {
+	var req OverrideRequest
+	if err := decodeBody(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if req.Open == nil {
+		req.Open = []engine.Range{}
+	}
+	s.do(w, r, engine.SetOverride{ResourceID: r.PathValue("resource"), Date: r.PathValue("date"), Open: req.Open}, http.StatusOK)
+}
+
+func (s *Server) deleteOverride(w http.ResponseWriter, r *http.Request) {
+	s.do(w, r, engine.SetOverride{ResourceID: r.PathValue("resource"), Date: r.PathValue("date"), Clear: true}, http.StatusOK)
+}
+
+// BusyRequest is the body of PUT …/busy/{source}.
+type BusyRequest struct {
+	Blocks []engine.Interval `json:"blocks"`
+}
+
+func (s *Server) putBusy(w http.ResponseWriter, r *http.Request) {
+	var req BusyRequest
+	if err := decodeBody(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.do(w, r, engine.ImportBusy{ResourceID: r.PathValue("resource"), Source: r.PathValue("source"), Blocks: req.Blocks}, http.StatusOK)
+}
+
+func queryFromURL(r *http.Request) engine.AvailabilityQuery {
+	q := r.URL.Query()
+	return engine.AvailabilityQuery{ServiceID: q.Get("service"), ResourceID: q.Get("resource"), From: q.Get("from"), To: q.Get("to"), TimeZone: q.Get("tz")}
+}
+
+// availability answers a one-off availability query for tenant.
+func (s *Server) availability(w http.ResponseWriter, r *http.Request, tenant string) {
+	ctx, cancel := s.reqCtx(r)
+	defer cancel()
+	q := queryFromURL(r)
+	var (
+		slots []engine.Slot
+		ver   uint64
+	)
+	err := s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, seq uint64) error {
+		var err error
+		slots, err = st.Availability(q, s.cfg.Now())
+		ver = seq
+		return err
+	})
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if slots == nil {
+		slots = []engine.Slot{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"version": ver, "slots": slots})
+}
+
+func (s *Server) staffAvailability(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.tenantRecord(r.Context(), r.PathValue("tenant")); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.availability(w, r, r.PathValue("tenant"))
+}
+
+func (s *Server) publicInfo(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.reqCtx(r)
+	defer cancel()
+	tenant, err := s.tenantByLink(ctx, r.PathValue("link"))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	var info *TenantInfo
+	err = s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, _ uint64) error {
+		cfg, ok := st.Config()
+		if !ok {
+			return engine.Errorf(engine.CodeNotFound, "this booking page is not set up yet")
+		}
+		info = publicInfo(tenant, cfg)
+		return nil
+	})
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (s *Server) publicAvailability(w http.ResponseWriter, r *http.Request) {
+	tenant, err := s.tenantByLink(r.Context(), r.PathValue("link"))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.availability(w, r, tenant)
+}
+
+func parseBound(q, name string) (time.Time, error) {
+	if q == "" {
+		return time.Time{}, nil
+	}
+	if d, ok := engine.ParseDate(q); ok {
+		return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC), nil
+	}
+	t, err := time.Parse(time.RFC3339, q)
+	if err != nil {
+		return time.Time{}, engine.Errorf(engine.CodeInvalid, "%s %q: give YYYY-MM-DD (UTC) or an RFC 3339 time", name, q)
+	}
+	return t, nil
+}
+
+func (s *Server) listBookings(w http.ResponseWriter, r *http.Request) {
+	from, err := parseBound(r.URL.Query().Get("from"), "from")
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	to, err := parseBound(r.URL.Query().Get("to"), "to")
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	ctx, cancel := s.reqCtx(r)
+	defer cancel()
+	tenant := r.PathValue("tenant")
+	if _, err := s.tenantRecord(ctx, tenant); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	var (
+		list []engine.Booking
+		ver  uint64
+	)
+	err = s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, seq uint64) error {
+		list, ver = st.Bookings(from, to), seq
+		return nil
+	})
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"version": ver, "bookings": list})
+}
+
+func (s *Server) getBooking(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.reqCtx(r)
+	defer cancel()
+	tenant := r.PathValue("tenant")
+	if _, err := s.tenantRecord(ctx, tenant); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	var b engine.Booking
+	err := s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, _ uint64) error {
+		var ok bool
+		if b, ok = st.Booking(r.PathValue("booking")); !ok {
+			return engine.Errorf(engine.CodeNotFound, "booking %q does not exist", r.PathValue("booking"))
+		}
+		return nil
+	})
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"booking": b})
+}
+
+// BookRequest is the body of POST …/bookings.
+type BookRequest struct {
+	HoldID   string          `json:"hold_id,omitempty"`
+	Service  string          `json:"service,omitempty"`
+	Resource string          `json:"resource,omitempty"`
+	Start    string          `json:"start,omitempty"`
+	Customer engine.Customer `json:"customer"`
+}
+
+func (s *Server) createBooking(w http.ResponseWriter, r *http.Request) {
+	var req BookRequest
+	if err := decodeBody(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	cmd := engine.Book{BookingID: NewID("bk_"), HoldID: req.HoldID, ServiceID: req.Service, ResourceID: req.Resource,
+		Customer: req.Customer, IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	if req.Start != "" || req.HoldID == "" {
+		t, err := parseTime("start", req.Start)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		cmd.Start = t
+	}
+	s.do(w, r, cmd, http.StatusCreated)
+}
+
+// CancelRequest is the body of POST …/cancel.
+type CancelRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+func (s *Server) cancelBooking(w http.ResponseWriter, r *http.Request) {
+	var req CancelRequest
+	if err := decodeBody(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.do(w, r, engine.Cancel{BookingID: r.PathValue("booking"), Reason: req.Reason, IdempotencyKey: r.Header.Get("Idempotency-Key")}, http.StatusOK)
+}
+
+// RescheduleRequest is the body of POST …/reschedule.
+type RescheduleRequest struct {
+	Start       string `json:"start"`
+	Resource    string `json:"resource,omitempty"`
+	AnyResource bool   `json:"any_resource,omitempty"`
+}
+
+func (s *Server) rescheduleBooking(w http.ResponseWriter, r *http.Request) {
+	var req RescheduleRequest
+	if err := decodeBody(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	t, perr := parseTime("start", req.Start)
+	if perr != nil {
+		s.writeError(w, perr)
+		return
+	}
+	s.do(w, r, engine.Reschedule{BookingID: r.PathValue("booking"), Start: t, ResourceID: req.Resource,
+		AnyResource: req.AnyResource, IdempotencyKey: r.Header.Get("Idempotency-Key")}, http.StatusOK)
+}

@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/slotd/slotd/engine"
+)
+
+// Permission is one kind of thing a principal may do within a tenant.
+type Permission int
+
+// Permissions, from least to most.
+const (
+	// PermBook: read availability and public tenant info, hold, release, book.
+	PermBook Permission = iota + 1
+	// PermStaff: read bookings and the live booking feed, cancel, reschedule.
+	PermStaff
+	// PermAdmin: configure the tenant (resources, services, hours).
+	PermAdmin
+	// PermOperator: create tenants and act on any tenant.
+	PermOperator
+)
+
+// Principal is who is calling, and which tenant that binds them to. The
+// tenant an operation acts on always comes from here (or from a booking
+// link), never from an id the client merely claims: only an operator,
+// authorised for every tenant, may name one.
+type Principal struct {
+	Kind    string // "public", "staff", "admin" or "operator"
+	Subject string // who, for logs and audit; never a secret
+	Tenant  string // the bound tenant; "" only for operators
+	Perm    Permission
+}
+
+// Can reports whether p may do perm within tenant.
+func (p Principal) Can(tenant string, perm Permission) bool {
+	if p.Perm < perm {
+		return false
+	}
+	return p.Perm == PermOperator || (p.Tenant != "" && p.Tenant == tenant)
+}
+
+// Authenticator turns a bearer token into a principal. It is the seam where
+// accounts and OAuth 2 access tokens plug in; the built-in one knows only
+// the operator token from configuration.
+type Authenticator interface {
+	AuthenticateToken(ctx context.Context, token string) (Principal, error)
+}
+
+// OperatorToken authenticates the single operator token from configuration.
+// Tokens are compared in constant time on their SHA-256 digests.
+type OperatorToken struct{ digest [32]byte }
+
+// NewOperatorToken returns an Authenticator for token.
+func NewOperatorToken(token string) *OperatorToken {
+	return &OperatorToken{digest: sha256.Sum256([]byte(token))}
+}
+
+// AuthenticateToken accepts the operator token.
+func (o *OperatorToken) AuthenticateToken(_ context.Context, token string) (Principal, error) {
+	d := sha256.Sum256([]byte(token))
+	if token == "" || subtle.ConstantTimeCompare(d[:], o.digest[:]) != 1 {
+		return Principal{}, engine.Errorf(engine.CodeUnauthorized, "invalid or missing token")
+	}
+	return Principal{Kind: "operator", Subject: "operator", Perm: PermOperator}, nil
+}
+
+// bearer extracts the token of an "Authorization: Bearer …" header.
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}

@@ -1,0 +1,577 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/slotd/slotd/actors"
+	"github.com/slotd/slotd/engine"
+)
+
+// conn is one WebSocket connection. It has one reader goroutine (the
+// handler), one writer goroutine, and one forwarder per subscription; all
+// are owned by the connection and end with it.
+type conn struct {
+	s      *Server
+	ws     *websocket.Conn
+	ctx    context.Context // ends when the connection closes
+	cancel context.CancelFunc
+	out    chan []byte // bounded; full means the client is too slow
+	done   chan struct{}
+	lim    *rate.Limiter
+	wg     sync.WaitGroup // forwarders
+
+	mu        sync.Mutex // guards the fields below
+	principal Principal
+	tenant    string
+	authed    bool
+	claimed   string // ?tenant= of the handshake, for a later auth message
+	subs      map[string]*actors.Subscription
+	nextSub   int
+	closing   bool
+}
+
+// websocket upgrades GET /v1/ws. A connection is bound to one tenant at the
+// handshake: public ones by ?link=, staff and operators by their token
+// (Authorization header, or an "auth" message as the first frame for
+// browsers); operators name the tenant with ?tenant=.
+func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var (
+		p      Principal
+		tenant string
+		authed bool
+	)
+	ctx, cancel := s.reqCtx(r)
+	defer cancel()
+	switch {
+	case q.Get("link") != "":
+		t, err := s.tenantByLink(ctx, q.Get("link"))
+		if err != nil {
+			s.cfg.Metrics.Handshakes.WithLabelValues("bad_link").Inc()
+			s.writeError(w, err)
+			return
+		}
+		p, tenant, authed = Principal{Kind: "public", Subject: "link", Tenant: t, Perm: PermBook}, t, true
+	case bearer(r) != "":
+		var err error
+		if p, err = s.cfg.Auth.AuthenticateToken(ctx, bearer(r)); err != nil {
+			s.cfg.Metrics.Handshakes.WithLabelValues("unauthorized").Inc()
+			s.writeError(w, err)
+			return
+		}
+		if tenant, err = s.bindTenant(ctx, p, q.Get("tenant")); err != nil {
+			s.cfg.Metrics.Handshakes.WithLabelValues("forbidden").Inc()
+			s.writeError(w, err)
+			return
+		}
+		authed = true
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:   []string{Subprotocol},
+		OriginPatterns: s.cfg.OriginPatterns,
+	})
+	if err != nil {
+		s.cfg.Metrics.Handshakes.WithLabelValues("handshake").Inc()
+		return // Accept has written the response (e.g. 403 for a foreign Origin)
+	}
+	ws.SetReadLimit(s.cfg.MaxFrameBytes)
+	cctx, ccancel := context.WithCancel(context.Background())
+	c := &conn{s: s, ws: ws, ctx: cctx, cancel: ccancel, out: make(chan []byte, s.cfg.OutQueue),
+		done: make(chan struct{}), lim: newLimiter(s.cfg), principal: p, tenant: tenant, authed: authed,
+		subs: map[string]*actors.Subscription{}, claimed: q.Get("tenant")}
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	kind := "unauthenticated"
+	if authed {
+		kind = p.Kind
+	}
+	s.cfg.Metrics.Connections.WithLabelValues(kind).Inc()
+	defer func() {
+		s.cfg.Metrics.Connections.WithLabelValues(kind).Dec()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	c.serve()
+}
+
+// bindTenant decides which tenant a token-authenticated connection acts on.
+func (s *Server) bindTenant(ctx context.Context, p Principal, claimed string) (string, error) {
+	tenant := p.Tenant
+	if p.Perm == PermOperator {
+		if claimed == "" {
+			return "", engine.Errorf(engine.CodeInvalid, "operators must name the tenant with ?tenant=")
+		}
+		tenant = claimed
+	} else if claimed != "" && claimed != p.Tenant {
+		return "", engine.Errorf(engine.CodeForbidden, "not allowed")
+	}
+	if _, err := s.tenantRecord(ctx, tenant); err != nil {
+		return "", err
+	}
+	return tenant, nil
+}
+
+func (c *conn) serve() {
+	defer close(c.done)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writer()
+	}()
+	welcome := Frame{V: ProtocolVersion, Type: TypeWelcome}
+	now := c.s.cfg.Now().UTC()
+	welcome.ServerTime = &now
+	if c.authed {
+		welcome.Principal = &PrincipalInfo{Kind: c.principal.Kind, Tenant: c.tenant}
+	}
+	c.send(welcome)
+	c.reader()
+	c.cancel()
+	c.mu.Lock()
+	for _, sub := range c.subs {
+		sub.Close()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	<-writerDone
+}
+
+// close ends the connection with a status; safe to call more than once.
+func (c *conn) close(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	already := c.closing
+	c.closing = true
+	c.mu.Unlock()
+	if already {
+		return
+	}
+	go func() {
+		// Close does the closing handshake and may wait up to 5 s; it must
+		// not hold up the caller (an actor-facing forwarder or Shutdown).
+		_ = c.ws.Close(code, reason)
+		c.cancel()
+	}()
+}
+
+// send queues a frame for the writer. A full queue means the client does
+// not read: the connection is closed rather than waited for.
+func (c *conn) send(f Frame) { c.sendRaw(encodeFrame(f)) }
+
+func (c *conn) sendRaw(b []byte) {
+	select {
+	case c.out <- b:
+	case <-c.ctx.Done():
+	default:
+		c.close(websocket.StatusPolicyViolation, "client too slow")
+	}
+}
+
+func (c *conn) writer() {
+	for {
+		select {
+		case b := <-c.out:
+			ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
+			err := c.ws.Write(ctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				c.close(websocket.StatusPolicyViolation, "write timed out")
+				return
+			}
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *conn) reader() {
+	strikes := 0
+	for {
+		typ, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) && !errors.Is(err, context.Canceled) {
+				// Frame over the read limit, protocol error, network error.
+				c.close(websocket.StatusPolicyViolation, "read failed")
+			}
+			return
+		}
+		if !c.lim.Allow() {
+			strikes++
+			c.send(errFrame("", engine.Errorf(engine.CodeRateLimited, "more than %.0f messages per second; slow down", c.s.cfg.MsgRate)))
+			if strikes > 3*c.s.cfg.MsgBurst {
+				c.close(websocket.StatusPolicyViolation, "rate limit")
+				return
+			}
+			continue
+		}
+		if typ != websocket.MessageText {
+			c.send(errFrame("", engine.Errorf(engine.CodeInvalid, "frames must be text (JSON)")))
+			continue
+		}
+		req, derr := DecodeRequest(data)
+		if derr != nil {
+			c.count(req.Type, derr)
+			c.send(errFrame(req.ID, derr))
+			continue
+		}
+		c.handle(req)
+	}
+}
+
+func (c *conn) count(typ string, err error) {
+	result := "ok"
+	if err != nil {
+		var ee *engine.Error
+		result = string(engine.CodeInternal)
+		if errors.As(err, &ee) {
+			result = string(ee.Code)
+		}
+	}
+	switch typ {
+	case TypeAuth, TypePing, TypeTenantInfo, TypeSubscribe, TypeUnsubscribe, TypeHold, TypeRelease, TypeBook,
+		TypeCancel, TypeReschedule, TypeSubscribeBookings:
+	default:
+		typ = "other" // bounded label set
+	}
+	c.s.cfg.Metrics.Messages.WithLabelValues(typ, result).Inc()
+}
+
+// handle serves one request. Commands wait for the actor's answer on this
+// goroutine, so a connection's requests are answered in order.
+func (c *conn) handle(req Request) {
+	f, err := c.dispatch(req)
+	c.count(req.Type, err)
+	if err != nil {
+		c.send(errFrame(req.ID, asError(c.s.log, err)))
+		return
+	}
+	if f != nil {
+		f.V, f.ID = ProtocolVersion, req.ID
+		c.send(*f)
+	}
+}
+
+func (c *conn) need(perm Permission) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.authed {
+		return "", engine.Errorf(engine.CodeUnauthorized, "authenticate first: send {\"type\":\"auth\",\"token\":…}")
+	}
+	if !c.principal.Can(c.tenant, perm) {
+		return "", engine.Errorf(engine.CodeForbidden, "not allowed on this connection")
+	}
+	return c.tenant, nil
+}
+
+func (c *conn) dispatch(req Request) (*Frame, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
+	defer cancel()
+	switch req.Type {
+	case TypePing:
+		now := c.s.cfg.Now().UTC()
+		return &Frame{Type: TypePong, ServerTime: &now}, nil
+	case TypeAuth:
+		return c.auth(ctx, req)
+	case TypeTenantInfo:
+		tenant, err := c.need(PermBook)
+		if err != nil {
+			return nil, err
+		}
+		var info *TenantInfo
+		err = c.s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, _ uint64) error {
+			cfg, ok := st.Config()
+			if !ok {
+				return engine.Errorf(engine.CodeNotFound, "tenant is not set up yet")
+			}
+			info = publicInfo(tenant, cfg)
+			return nil
+		})
+		return &Frame{Type: TypeTenantInfo, Tenant: info}, err
+	case TypeSubscribe:
+		return c.subscribe(ctx, req)
+	case TypeUnsubscribe:
+		c.mu.Lock()
+		sub, ok := c.subs[req.Sub]
+		delete(c.subs, req.Sub)
+		c.mu.Unlock()
+		if !ok {
+			return nil, engine.Errorf(engine.CodeNotFound, "no subscription %q on this connection", req.Sub)
+		}
+		sub.Close()
+		return &Frame{Type: TypeUnsubscribed, Sub: req.Sub}, nil
+	case TypeHold:
+		tenant, err := c.need(PermBook)
+		if err != nil {
+			return nil, err
+		}
+		start, perr := parseTime("start", req.Start)
+		if perr != nil {
+			return nil, perr
+		}
+		if req.TTLSec < 0 || req.TTLSec > engine.MaxHoldTTLSec {
+			return nil, engine.Errorf(engine.CodeInvalid, "ttl_sec must be 0 (tenant default) to %d", engine.MaxHoldTTLSec)
+		}
+		rep, err := c.s.cfg.Tenants.Do(ctx, tenant, engine.PlaceHold{HoldID: NewID("hd_"), ServiceID: req.Service,
+			ResourceID: req.Resource, Start: start, TTL: time.Duration(req.TTLSec) * time.Second, IdempotencyKey: req.IdempotencyKey})
+		if err != nil {
+			return nil, err
+		}
+		return &Frame{Type: TypeHeld, Hold: rep.Hold, Version: &rep.Seq, Duplicate: rep.Duplicate}, nil
+	case TypeRelease:
+		tenant, err := c.need(PermBook)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := c.s.cfg.Tenants.Do(ctx, tenant, engine.ReleaseHold{HoldID: req.HoldID})
+		if err != nil {
+			return nil, err
+		}
+		return &Frame{Type: TypeReleased, Hold: rep.Hold, Version: &rep.Seq}, nil
+	case TypeBook:
+		return c.book(ctx, req)
+	case TypeCancel:
+		tenant, err := c.need(PermStaff)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := c.s.cfg.Tenants.Do(ctx, tenant, engine.Cancel{BookingID: req.BookingID, Reason: req.Reason, IdempotencyKey: req.IdempotencyKey})
+		if err != nil {
+			return nil, err
+		}
+		return &Frame{Type: TypeCancelled, Booking: rep.Booking, Version: &rep.Seq, Duplicate: rep.Duplicate}, nil
+	case TypeReschedule:
+		tenant, err := c.need(PermStaff)
+		if err != nil {
+			return nil, err
+		}
+		start, perr := parseTime("start", req.Start)
+		if perr != nil {
+			return nil, perr
+		}
+		rep, err := c.s.cfg.Tenants.Do(ctx, tenant, engine.Reschedule{BookingID: req.BookingID, Start: start,
+			ResourceID: req.Resource, AnyResource: req.AnyResource, IdempotencyKey: req.IdempotencyKey})
+		if err != nil {
+			return nil, err
+		}
+		return &Frame{Type: TypeRescheduled, Booking: rep.Booking, Version: &rep.Seq, Duplicate: rep.Duplicate}, nil
+	case TypeSubscribeBookings:
+		return c.subscribeBookings(ctx, req)
+	}
+	return nil, engine.Errorf(engine.CodeUnknownType, "unknown message type %q", req.Type)
+}
+
+func (c *conn) auth(ctx context.Context, req Request) (*Frame, error) {
+	c.mu.Lock()
+	authed := c.authed
+	c.mu.Unlock()
+	if authed {
+		return nil, engine.Errorf(engine.CodeInvalid, "this connection is already authenticated")
+	}
+	p, err := c.s.cfg.Auth.AuthenticateToken(ctx, req.Token)
+	if err != nil {
+		return nil, err
+	}
+	// The tenant comes from the principal; operators name it with the
+	// handshake's ?tenant= parameter.
+	tenant, err := c.s.bindTenant(ctx, p, c.claimed)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.principal, c.tenant, c.authed = p, tenant, true
+	c.mu.Unlock()
+	return &Frame{Type: TypeAuthed, Principal: &PrincipalInfo{Kind: p.Kind, Tenant: tenant}}, nil
+}
+
+func (c *conn) book(ctx context.Context, req Request) (*Frame, error) {
+	tenant, err := c.need(PermBook)
+	if err != nil {
+		return nil, err
+	}
+	if req.Customer == nil {
+		return nil, engine.Errorf(engine.CodeInvalid, "customer (name, email) is required")
+	}
+	cmd := engine.Book{BookingID: NewID("bk_"), HoldID: req.HoldID, ServiceID: req.Service, ResourceID: req.Resource,
+		Customer: *req.Customer, IdempotencyKey: req.IdempotencyKey}
+	if req.Start != "" || req.HoldID == "" {
+		start, perr := parseTime("start", req.Start)
+		if perr != nil {
+			return nil, perr
+		}
+		cmd.Start = start
+	}
+	rep, err := c.s.cfg.Tenants.Do(ctx, tenant, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return &Frame{Type: TypeBooked, Booking: rep.Booking, Version: &rep.Seq, Duplicate: rep.Duplicate}, nil
+}
+
+func (c *conn) addSub(sub *actors.Subscription) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.subs) >= c.s.cfg.MaxSubsPerConn {
+		return "", false
+	}
+	c.nextSub++
+	id := "s" + strconv.Itoa(c.nextSub)
+	c.subs[id] = sub
+	return id, true
+}
+
+func (c *conn) subscribe(ctx context.Context, req Request) (*Frame, error) {
+	tenant, err := c.need(PermBook)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	full := len(c.subs) >= c.s.cfg.MaxSubsPerConn
+	c.mu.Unlock()
+	if full {
+		return nil, engine.Errorf(engine.CodeInvalid, "at most %d subscriptions per connection", c.s.cfg.MaxSubsPerConn)
+	}
+	q := engine.AvailabilityQuery{ServiceID: req.Service, ResourceID: req.Resource, From: req.From, To: req.To, TimeZone: req.TZ}
+	sub, err := c.s.cfg.Tenants.SubscribeAvailability(ctx, tenant, q, 0)
+	if err != nil {
+		return nil, err
+	}
+	id, ok := c.addSub(sub)
+	if !ok {
+		sub.Close()
+		return nil, engine.Errorf(engine.CodeInvalid, "at most %d subscriptions per connection", c.s.cfg.MaxSubsPerConn)
+	}
+	// The first update is the snapshot; it is already queued.
+	first, open := <-sub.C
+	if !open || first.Kind != actors.UpdateSnapshot {
+		return nil, engine.Errorf(engine.CodeUnavailable, "subscription ended at once; retry")
+	}
+	c.wg.Add(1)
+	go c.forward(id, tenant, q, sub)
+	v := first.Version
+	return &Frame{Type: TypeSubscribed, Sub: id, Version: &v, Slots: nonNilSlots(first.Slots)}, nil
+}
+
+func nonNilSlots(s []engine.Slot) []engine.Slot {
+	if s == nil {
+		return []engine.Slot{}
+	}
+	return s
+}
+
+// forward relays a subscription's updates to the client. If the actor
+// dropped the subscription because this connection fell behind, it
+// resubscribes and sends a fresh snapshot marked resync.
+func (c *conn) forward(id, tenant string, q engine.AvailabilityQuery, sub *actors.Subscription) {
+	defer c.wg.Done()
+	for {
+		for u := range sub.C {
+			v := u.Version
+			switch u.Kind {
+			case actors.UpdateDelta:
+				c.sendRaw(encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Sub: id, Version: &v,
+					Upserted: u.Upserted, Removed: u.Removed}))
+			case actors.UpdateSnapshot:
+				c.sendRaw(encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Sub: id, Version: &v,
+					Resync: true, Slots: nonNilSlots(u.Slots)}))
+			}
+		}
+		err := sub.Err()
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		current := c.subs[id] == sub
+		c.mu.Unlock()
+		if !current {
+			return // unsubscribed
+		}
+		if errors.Is(err, actors.ErrSlowConsumer) {
+			ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
+			next, serr := c.s.cfg.Tenants.SubscribeAvailability(ctx, tenant, q, 0)
+			cancel()
+			if serr == nil {
+				c.mu.Lock()
+				if c.subs[id] == sub {
+					c.subs[id] = next
+					sub = next
+					c.mu.Unlock()
+					continue // its first update is a snapshot, sent as resync
+				}
+				c.mu.Unlock()
+				next.Close()
+				return
+			}
+			err = serr
+		}
+		c.mu.Lock()
+		delete(c.subs, id)
+		c.mu.Unlock()
+		f := Frame{V: ProtocolVersion, Type: TypeSubscriptionEnded, Sub: id}
+		if err != nil {
+			ee := asError(c.s.log, err)
+			if errors.Is(err, actors.ErrStopped) {
+				ee = engine.Errorf(engine.CodeUnavailable, "the server is restarting this tenant; subscribe again")
+			}
+			f.Code, f.Message = string(ee.Code), ee.Message
+		}
+		c.send(f)
+		return
+	}
+}
+
+func (c *conn) subscribeBookings(ctx context.Context, _ Request) (*Frame, error) {
+	tenant, err := c.need(PermStaff)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := c.s.cfg.Tenants.SubscribeFeed(ctx, tenant, 0)
+	if err != nil {
+		return nil, err
+	}
+	id, ok := c.addSub(sub)
+	if !ok {
+		sub.Close()
+		return nil, engine.Errorf(engine.CodeInvalid, "at most %d subscriptions per connection", c.s.cfg.MaxSubsPerConn)
+	}
+	var (
+		list []engine.Booking
+		ver  uint64
+	)
+	now := c.s.cfg.Now()
+	err = c.s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, seq uint64) error {
+		list, ver = st.Bookings(now.Add(-24*time.Hour), time.Time{}), seq
+		return nil
+	})
+	if err != nil {
+		sub.Close()
+		return nil, err
+	}
+	// Events committed between SubscribeFeed and the Read have a version
+	// <= ver: the client skips feed frames with version <= ver.
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for u := range sub.C {
+			v := u.Version
+			c.sendRaw(encodeFrame(Frame{V: ProtocolVersion, Type: TypeBookingEvents, Sub: id, Version: &v, Events: u.Events}))
+		}
+		if c.ctx.Err() == nil {
+			f := Frame{V: ProtocolVersion, Type: TypeSubscriptionEnded, Sub: id}
+			if err := sub.Err(); err != nil {
+				f.Code, f.Message = string(engine.CodeUnavailable), err.Error()
+			}
+			c.send(f)
+		}
+	}()
+	return &Frame{Type: TypeBookingsSubscribed, Sub: id, Version: &ver, Bookings: list}, nil
+}
