@@ -87,11 +87,11 @@ type Registry struct {
 	cfg    Config
 	nextID atomic.Uint64
 
-	mu     sync.Mutex // guards the fields below
+	mu       sync.Mutex // guards the fields below
 	live     *simplelru.LRU[string, *actor]
 	stopping map[string]*actor // passivated actors still finishing their mailbox
 	closed   bool
-	wg     sync.WaitGroup
+	wg       sync.WaitGroup
 }
 
 // NewRegistry returns a registry; call Close (or run Run) to stop it.

@@ -353,4 +353,6 @@ func validLink(s string) bool {
 	return true
 }
 
-func newLimiter(cfg Config) *rate.Limiter { return rate.NewLimiter(rate.Limit(cfg.MsgRate), cfg.MsgBurst) }
+func newLimiter(cfg Config) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(cfg.MsgRate), cfg.MsgBurst)
+}
