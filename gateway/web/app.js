@@ -193,7 +193,7 @@
         b.type = "button";
         b.className = "slot";
         b.dataset.start = s.start;
-        b.textContent = fmtTime(s.start);
+        b.textContent = fmtTime(s.start) + (s.seats > 1 ? " · " + s.seats + " free" : "");
         b.title = s.resources.map(resourceName).join(", ");
         b.onclick = () => takeHold(s);
         times.appendChild(b);
