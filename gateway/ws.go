@@ -455,10 +455,13 @@ func (c *conn) subscribe(ctx context.Context, req Request) (*Frame, error) {
 	if !open || first.Kind != actors.UpdateSnapshot {
 		return nil, engine.Errorf(engine.CodeUnavailable, "subscription ended at once; retry")
 	}
+	// The reply goes out before the forwarder starts, so the client knows
+	// the subscription id before its first delta arrives.
+	v := first.Version
+	c.send(Frame{V: ProtocolVersion, ID: req.ID, Type: TypeSubscribed, Sub: id, Version: &v, Slots: nonNilSlots(first.Slots)})
 	c.wg.Add(1)
 	go c.forward(id, tenant, q, sub)
-	v := first.Version
-	return &Frame{Type: TypeSubscribed, Sub: id, Version: &v, Slots: nonNilSlots(first.Slots)}, nil
+	return nil, nil
 }
 
 func nonNilSlots(s []engine.Slot) []engine.Slot {
@@ -529,7 +532,7 @@ func (c *conn) forward(id, tenant string, q engine.AvailabilityQuery, sub *actor
 	}
 }
 
-func (c *conn) subscribeBookings(ctx context.Context, _ Request) (*Frame, error) {
+func (c *conn) subscribeBookings(ctx context.Context, req Request) (*Frame, error) {
 	tenant, err := c.need(PermStaff)
 	if err != nil {
 		return nil, err
@@ -557,7 +560,9 @@ func (c *conn) subscribeBookings(ctx context.Context, _ Request) (*Frame, error)
 		return nil, err
 	}
 	// Events committed between SubscribeFeed and the Read have a version
-	// <= ver: the client skips feed frames with version <= ver.
+	// <= ver: the client skips feed frames with version <= ver. The reply
+	// goes out before any feed frame.
+	c.send(Frame{V: ProtocolVersion, ID: req.ID, Type: TypeBookingsSubscribed, Sub: id, Version: &ver, Bookings: list})
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -573,5 +578,5 @@ func (c *conn) subscribeBookings(ctx context.Context, _ Request) (*Frame, error)
 			c.send(f)
 		}
 	}()
-	return &Frame{Type: TypeBookingsSubscribed, Sub: id, Version: &ver, Bookings: list}, nil
+	return nil, nil
 }
