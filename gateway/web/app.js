@@ -126,7 +126,7 @@
   function renderServices() {
     const box = $("services");
     box.textContent = "";
-    for (const s of tenant.services) {
+    for (const s of (tenant.services || [])) {
       const b = document.createElement("button");
       b.type = "button";
       b.textContent = s.name + " (" + s.duration_min + " min)";
@@ -152,7 +152,7 @@
     try {
       const f = await request("subscribe", { service: service, from: from, to: to, tz: tz });
       subId = f.sub;
-      for (const s of f.slots) slots.set(s.start, s);
+      for (const s of (f.slots || [])) slots.set(s.start, s);
       showError("");
     } catch (e) { showError(e.message); }
     $("slots").removeAttribute("aria-busy");
