@@ -151,21 +151,22 @@ func (r *Registry) actor(tenant string) (*actor, error) {
 		defer r.wg.Done()
 		a.run()
 	}()
-	r.trimLocked()
+	r.trimLocked(tenant)
 	return a, nil
 }
 
 // trimLocked passivates the least recently used idle actors while more
 // than MaxLive are in memory. Actors with subscribers or queued messages
-// are not idle: they move to the front and the search goes on, a bounded
+// are not idle, nor is keep, the actor just activated for a message not yet
+// enqueued: they move to the front and the search goes on, a bounded
 // number of steps per call.
-func (r *Registry) trimLocked() {
+func (r *Registry) trimLocked(keep string) {
 	for steps := 0; r.live.Len() > r.cfg.MaxLive && steps < 32; steps++ {
 		key, a, ok := r.live.GetOldest()
 		if !ok {
 			return
 		}
-		if a.subs.Load() > 0 || len(a.mailbox) > 0 {
+		if key == keep || a.subs.Load() > 0 || len(a.mailbox) > 0 {
 			r.live.Get(key) // recently used now
 			continue
 		}
