@@ -224,16 +224,34 @@ func (s *State) dropHold(id string) {
 }
 
 // setConfig installs a configuration, carrying each surviving resource's
-// occupancy and busy blocks over to its compiled replacement.
+// occupancy and busy blocks over to its compiled replacement. A resource
+// that was removed and comes back gets its bookings and holds back, as
+// RestoreState would give it, so live and restored states decide alike.
 func (s *State) setConfig(cfg TenantConfig) error {
 	c, err := compileConfig(cfg)
 	if err != nil {
 		return err
 	}
+	var readded map[string]*resource
 	for id, r := range c.resources {
 		if old := s.resource(id); old != nil {
 			r.occ = old.occ
 			r.busy = old.busy
+		} else if len(s.bookings)+len(s.holds) > 0 {
+			if readded == nil {
+				readded = map[string]*resource{}
+			}
+			readded[id] = r
+		}
+	}
+	for _, b := range s.bookings {
+		if r := readded[b.ResourceID]; r != nil && b.Status == StatusConfirmed {
+			r.occ.add(occ{start: b.BlockStart, end: b.BlockEnd, id: b.ID})
+		}
+	}
+	for _, h := range s.holds {
+		if r := readded[h.ResourceID]; r != nil {
+			r.occ.add(occ{start: h.BlockStart, end: h.BlockEnd, id: h.ID, hold: true, expires: h.ExpiresAt})
 		}
 	}
 	s.cfg = c
