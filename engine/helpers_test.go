@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -161,4 +162,13 @@ func describeSlots(slots []engine.Slot) string {
 		fmt.Fprintf(&b, "%s %v seats=%d; ", s.Start.UTC().Format(time.RFC3339), s.Resources, s.Seats)
 	}
 	return b.String()
+}
+
+// sameJSON reports whether a and b encode to the same JSON, which compares
+// times by instant and representation without caring about *Location
+// pointers.
+func sameJSON(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
