@@ -30,8 +30,9 @@ type message struct {
 	reply chan reply // buffered (1): the actor never waits on a caller
 
 	// set while the command is pending in a batch
-	res engine.Result
-	err error
+	res      engine.Result
+	err      error
+	answered bool // the reply was sent; only the actor goroutine touches it
 }
 
 type reply struct {
@@ -40,8 +41,11 @@ type reply struct {
 	err error
 }
 
+// answer sends the reply once: after a panic every message of the batch is
+// answered, and some may have been already.
 func (m *message) answer(r reply) {
-	if m.reply != nil {
+	if m.reply != nil && !m.answered {
+		m.answered = true
 		m.reply <- r
 	}
 }
@@ -64,6 +68,7 @@ type actor struct {
 	seq         uint64
 	snapSeq     uint64
 	pending     []*message
+	inflight    []*message // the batch being handled, answered or not
 	uncommitted []engine.Event
 	groups      map[string]*queryGroup
 	feeds       map[uint64]*Subscription
@@ -158,7 +163,10 @@ func (a *actor) supervise(log interface {
 			for _, m := range a.pending {
 				m.answer(reply{err: err})
 			}
-			a.pending, a.uncommitted = nil, nil
+			for _, m := range a.inflight {
+				m.answer(reply{err: err})
+			}
+			a.pending, a.inflight, a.uncommitted = nil, nil, nil
 		}
 	}()
 	if err := a.loop(); err != nil {
@@ -175,7 +183,10 @@ func (a *actor) shutdown(err error) {
 	for _, m := range a.pending {
 		m.answer(reply{err: err})
 	}
-	a.pending = nil
+	for _, m := range a.inflight {
+		m.answer(reply{err: err})
+	}
+	a.pending, a.inflight = nil, nil
 	for {
 		select {
 		case m := <-a.mailbox:
@@ -277,6 +288,7 @@ fill:
 			break fill
 		}
 	}
+	a.inflight = msgs
 	for _, x := range msgs {
 		if x.kind == kindCmd {
 			a.apply(x)
@@ -290,6 +302,7 @@ fill:
 	if err := a.commit(); err != nil {
 		return err
 	}
+	a.inflight = nil
 	a.armTimer()
 	return nil
 }
