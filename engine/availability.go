@@ -88,6 +88,7 @@ func (s *State) Availability(q AvailabilityQuery, now time.Time) ([]Slot, error)
 	if err != nil {
 		return nil, err
 	}
+	now = now.UTC().Truncate(time.Microsecond) // the same now Decide uses
 	svc := s.cfg.services[q.ServiceID]
 	ids := svc.resources
 	if q.ResourceID != "" {
