@@ -1488,3 +1488,22 @@ func TestRemovedAndReaddedResource(t *testing.T) {
 		}
 	}
 }
+
+func TestAvailabilityAgreesWithDecideAtSubMicrosecondNow(t *testing.T) {
+	// Decide works at now truncated to the microsecond; Availability must
+	// use the same now, or at the last instants of a hold whose TTL has a
+	// sub-microsecond part it offers a slot that Book refuses.
+	f := newFixture(t)
+	h := f.apply(engine.PlaceHold{HoldID: "h", ServiceID: "cut", ResourceID: "alice", Start: tue(10, 0), TTL: 10*time.Second + 500*time.Nanosecond}, now0).Hold
+	q := engine.AvailabilityQuery{ServiceID: "cut", ResourceID: "alice", From: "2026-06-02", To: "2026-06-03", TimeZone: "UTC"}
+	for _, at := range []time.Time{h.ExpiresAt.Add(-time.Nanosecond), h.ExpiresAt, h.ExpiresAt.Add(499 * time.Nanosecond), h.ExpiresAt.Add(500 * time.Nanosecond)} {
+		offered := false
+		for _, sl := range MustAvailability(t, f.s, q, at) {
+			offered = offered || sl.Start.Equal(tue(10, 0))
+		}
+		_, err := engine.Decide(f.s, book("b", "cut", "alice", tue(10, 0)), at)
+		if offered != (err == nil) {
+			t.Errorf("at %s: Availability offers 10:00 = %v, but Book = %v", at.Format(time.RFC3339Nano), offered, err)
+		}
+	}
+}
