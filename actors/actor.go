@@ -76,6 +76,7 @@ type actor struct {
 	timerStop   func() bool
 	timerAt     time.Time
 	nextRefresh time.Time
+	expireRetry time.Time // after a failed hold expiry: not before then
 }
 
 func newActor(reg *Registry, tenant string) *actor {
@@ -557,6 +558,10 @@ func (a *actor) tick() error {
 		if err := a.commit(); err != nil {
 			return err
 		}
+		if next, ok := a.state.NextHoldExpiry(); ok && !next.After(now) {
+			// The store refused the expiry: retry later, not in a hot loop.
+			a.expireRetry = now.Add(expireRetryDelay)
+		}
 	}
 	if !a.nextRefresh.IsZero() && !a.nextRefresh.After(now) {
 		a.refresh()
@@ -569,11 +574,19 @@ func (a *actor) tick() error {
 	return nil
 }
 
+// expireRetryDelay spaces out attempts to store hold expiries while the
+// store fails. An expired hold already frees its slot in the engine; only
+// its hold_expired event and the subscribers' delta wait.
+const expireRetryDelay = time.Second
+
 // armTimer sets the timer for the next hold expiry or refresh.
 func (a *actor) armTimer() {
 	var at time.Time
 	if next, ok := a.state.NextHoldExpiry(); ok {
 		at = next
+		if at.Before(a.expireRetry) {
+			at = a.expireRetry
+		}
 	}
 	if !a.nextRefresh.IsZero() && (at.IsZero() || a.nextRefresh.Before(at)) {
 		at = a.nextRefresh
