@@ -216,7 +216,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	g.Add(oklogrun.SignalHandler(ctx, os.Interrupt, syscall.SIGTERM))
 	err = g.Run()
-	var sig oklogrun.SignalError
+	// A pointer target: SignalError's As method claims a match for a value
+	// target without filling it in, which left sig.Signal nil.
+	var sig *oklogrun.SignalError
 	if errors.As(err, &sig) {
 		log.Info("shutting down", "signal", sig.Signal.String())
 		return nil
