@@ -428,6 +428,9 @@ func (a *actor) subscribe(x *message) {
 		a.subs.Add(1)
 		a.reg.cfg.Metrics.Subscribers.Inc()
 		x.answer(reply{seq: a.seq})
+		if a.nextRefresh.IsZero() { // so that a closed feed is noticed
+			a.nextRefresh = a.reg.cfg.Clock.Now().Add(a.reg.cfg.RefreshEvery)
+		}
 		return
 	}
 	key := queryKey(sub.Query)
@@ -480,9 +483,16 @@ func (a *actor) publish(events []engine.Event) {
 	a.refresh()
 }
 
-// refresh recomputes each query group and sends the differences.
+// refresh forgets subscriptions their readers closed, recomputes each
+// query group and sends the differences.
 func (a *actor) refresh() {
 	now := a.reg.cfg.Clock.Now()
+	for id, s := range a.feeds {
+		if s.closed.Load() {
+			s.end(nil)
+			a.dropSub(id, false)
+		}
+	}
 	for key, g := range a.groups {
 		for id, s := range g.subs {
 			if s.closed.Load() {
@@ -566,7 +576,7 @@ func (a *actor) tick() error {
 	if !a.nextRefresh.IsZero() && !a.nextRefresh.After(now) {
 		a.refresh()
 		a.nextRefresh = time.Time{}
-		if len(a.groups) > 0 {
+		if len(a.groups) > 0 || len(a.feeds) > 0 {
 			a.nextRefresh = now.Add(a.reg.cfg.RefreshEvery)
 		}
 	}
