@@ -471,13 +471,27 @@ func nonNilSlots(s []engine.Slot) []engine.Slot {
 	return s
 }
 
+// recv returns sub's next update, or false once sub.C is closed or the
+// connection has ended. After Subscription.Close the actor closes C only
+// at its next publish or refresh, which on an idle tenant may be minutes
+// away (never, with a stopped clock): a forwarder waiting on C alone would
+// keep the connection's goroutines, and Server.Shutdown, waiting for it.
+func (c *conn) recv(sub *actors.Subscription) (*actors.Update, bool) {
+	select {
+	case u, ok := <-sub.C:
+		return u, ok
+	case <-c.ctx.Done():
+		return nil, false
+	}
+}
+
 // forward relays a subscription's updates to the client. If the actor
 // dropped the subscription because this connection fell behind, it
 // resubscribes and sends a fresh snapshot marked resync.
 func (c *conn) forward(id, tenant string, q engine.AvailabilityQuery, sub *actors.Subscription) {
 	defer c.wg.Done()
 	for {
-		for u := range sub.C {
+		for u, ok := c.recv(sub); ok; u, ok = c.recv(sub) {
 			v := u.Version
 			switch u.Kind {
 			case actors.UpdateDelta:
@@ -566,7 +580,7 @@ func (c *conn) subscribeBookings(ctx context.Context, req Request) (*Frame, erro
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		for u := range sub.C {
+		for u, ok := c.recv(sub); ok; u, ok = c.recv(sub) {
 			v := u.Version
 			c.sendRaw(encodeFrame(Frame{V: ProtocolVersion, Type: TypeBookingEvents, Sub: id, Version: &v, Events: u.Events}))
 		}
