@@ -100,6 +100,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		close(c.done) // last: Shutdown waits for it, then Conns is accurate
 	}()
 	c.serve()
 }
@@ -122,7 +123,6 @@ func (s *Server) bindTenant(ctx context.Context, p Principal, claimed string) (s
 }
 
 func (c *conn) serve() {
-	defer close(c.done)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
