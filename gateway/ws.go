@@ -180,7 +180,10 @@ func (c *conn) writer() {
 	for {
 		select {
 		case b := <-c.out:
-			ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
+			// Not c.ctx: ending a write midway makes the library drop the
+			// TCP connection, and c.ctx ends as soon as the reader stops,
+			// racing the close handshake that tells the client why.
+			ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
 			err := c.ws.Write(ctx, websocket.MessageText, b)
 			cancel()
 			if err != nil {
