@@ -727,7 +727,13 @@ func TestSeats(t *testing.T) {
 	if got := seatsAt10(); got != 1 {
 		t.Errorf("seats at 10:00 after a cancellation = %d, want 1", got)
 	}
-	f.apply(book("b3", "class", "room", tue(10, 0)), now0)
+	// Booking from the hold turns its seat into a booking: still one left.
+	f.apply(engine.Book{BookingID: "b3", HoldID: "h1", Customer: ada}, now0)
+	if got := seatsAt10(); got != 1 {
+		t.Errorf("seats at 10:00 after booking from the hold = %d, want 1", got)
+	}
+	f.apply(book("b4", "class", "room", tue(10, 0)), now0)
+	f.fail(book("b5", "class", "room", tue(10, 0)), now0, engine.CodeSlotTaken)
 }
 
 func TestBusyBlocks(t *testing.T) {
