@@ -5,10 +5,11 @@
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh --short    # pass -short to go test
 #
-# Installs, when absent: Debian's chromium (apt-get, needs root or sudo), the
-# npm packages of tests/browser (npm ci), and staticcheck (into .tools/bin,
-# gitignored). CI runs this script through .ci/run with CI=true; under CI a
-# test whose dependency is missing fails instead of skipping.
+# Installs, when absent: Debian's chromium and PostgreSQL server (apt-get,
+# needs root or sudo), the npm packages of tests/browser (npm ci), and
+# staticcheck (into .tools/bin, gitignored). CI runs this script through
+# .ci/run with CI=true; under CI a test whose dependency is missing fails
+# instead of skipping.
 #
 # The go test output comes last; nothing is printed after it on success.
 # The exit code is non-zero if any step failed.
@@ -19,7 +20,7 @@ DEFAULT_CHROMIUM=/usr/bin/chromium
 GO_TEST_TIMEOUT=20m
 
 usage() {
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 short=()
@@ -128,6 +129,20 @@ fi
 # The Debian wrapper script may print a harmless shell warning on stderr.
 "$CHROMIUM" --version 2>/dev/null || die "$CHROMIUM --version failed"
 export SLOTD_CHROMIUM="$CHROMIUM"
+
+# ---------------------------------------------------------------------------
+# internal/pgtest starts throwaway clusters from these binaries (the newest
+# /usr/lib/postgresql/*/bin); contrib brings btree_gist for the bookings
+# exclusion constraint.
+heading "postgresql"
+if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null &&
+	compgen -G "/usr/share/postgresql/*/extension/btree_gist.control" >/dev/null; then
+	echo "present: $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
+else
+	apt_install postgresql postgresql-contrib
+	compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null ||
+		die "apt-get installed postgresql but /usr/lib/postgresql/*/bin/initdb is missing"
+fi
 
 # ---------------------------------------------------------------------------
 heading "browser test packages (tests/browser)"
