@@ -361,7 +361,15 @@ func (a *actor) commit() error {
 	a.pending, a.uncommitted = nil, nil
 	if len(events) > 0 {
 		a.publish(events)
-		if a.seq-a.snapSeq >= uint64(a.reg.cfg.SnapshotEvery) {
+		// A snapshot costs time proportional to the state; taking one only
+		// after at least half as many events as the state holds keeps the
+		// cost per event constant, while replay after a restart stays
+		// bounded by half the state's size in events.
+		due := uint64(a.reg.cfg.SnapshotEvery)
+		if n := uint64(a.state.Size() / 2); n > due {
+			due = n
+		}
+		if a.seq-a.snapSeq >= due {
 			a.snapshot()
 		}
 	}

@@ -295,12 +295,15 @@ func TestConflictFencesInstances(t *testing.T) {
 	})
 }
 
-// TestSnapshots checks that the actor snapshots every SnapshotEvery events
-// and that a tenant reloaded from snapshot + journal equals the live one.
+// TestSnapshots checks that the actor snapshots after SnapshotEvery events
+// (or half the state's size, whichever is more) and that a tenant reloaded
+// from snapshot + journal equals the live one.
 func TestSnapshots(t *testing.T) {
 	st := memstore.New()
 	r := mustRegistry(t, actors.Config{Store: st, SnapshotEvery: 5})
 	mustConfigure(t, r, "salon")
+	// Seq 1 configures; bookings are seqs 2–13. Snapshots fall at seq 5
+	// (5 events) and seq 10 (5 events ≥ half of 9 bookings).
 	for i, s := range starts(t, "bob", 12) {
 		mustDo(t, r, "salon", bookCut(fmt.Sprintf("b%02d", i), "bob", s))
 	}

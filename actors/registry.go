@@ -42,7 +42,7 @@ type Config struct {
 	MaxLive         int           // live actors before idle ones are passivated; 10000
 	MailboxSize     int           // per tenant; a full mailbox answers overloaded; 1024
 	BatchMax        int           // commands per group commit; 256
-	SnapshotEvery   int           // events between snapshots; 1000
+	SnapshotEvery   int           // minimum events between snapshots (at least half the state's size); 1000
 	SubscriberQueue int           // updates queued per subscriber before it is dropped; 64
 	MaxRestarts     int           // panics tolerated per RestartWindow; 5
 	RestartWindow   time.Duration // 1 minute

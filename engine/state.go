@@ -79,6 +79,10 @@ func (s *State) Holds() []Hold {
 	return out
 }
 
+// Size is the number of bookings, holds and idempotency records the state
+// holds: a measure of what a snapshot of it costs.
+func (s *State) Size() int { return len(s.bookings) + len(s.holds) + len(s.idem) }
+
 // NextHoldExpiry is the earliest expiry among held slots.
 func (s *State) NextHoldExpiry() (time.Time, bool) {
 	var next time.Time
