@@ -102,6 +102,9 @@ func DecodeRequest(data []byte) (Request, *engine.Error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
+		if len(r.ID) > MaxIDLen {
+			r.ID = "" // decoded before the error; echoed in the reply
+		}
 		var ute *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &ute):
