@@ -1,0 +1,131 @@
+package engine_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/slotd/slotd/engine"
+)
+
+// Reproduce with
+//
+//	go test -run '^$' -bench . -benchtime 1s ./engine/
+
+// benchMonday is the first day of the benchmarks' busy fortnight.
+var benchMonday = utc(2026, 6, 1, 0, 0)
+
+// benchTenant is a clinic with nres resources of capacity 1 in Rome, open
+// 08:00–20:00 on weekdays, and a 30-minute service on a 15-minute grid
+// that all of them deliver, with nbook bookings spread over the resources
+// and the first days. It returns the state and its events.
+func benchTenant(tb testing.TB, nres, nbook, days int) (*engine.State, []engine.Event) {
+	tb.Helper()
+	cfg := engine.TenantConfig{Name: "Clinic", TimeZone: "Europe/Rome"}
+	var ids []string
+	for i := range nres {
+		id := fmt.Sprintf("r%02d", i)
+		ids = append(ids, id)
+		cfg.Resources = append(cfg.Resources, engine.Resource{ID: id, Name: "Dr " + id, Kind: "staff", TimeZone: "Europe/Rome",
+			Capacity: 1, Weekly: weekdays(rng("08:00", "20:00"))})
+	}
+	cfg.Services = []engine.Service{{ID: "visit", Name: "Visit", DurationMin: 30, StepMin: 15, HorizonDays: engine.MaxHorizonDays, Resources: ids}}
+	s := engine.NewState("clinic")
+	events := MustApply(tb, s, engine.Configure{Config: cfg}, benchMonday).Events
+	r := rand.New(rand.NewPCG(1, 2))
+	rome := MustLoadLocation(tb, "Europe/Rome")
+	for n := 0; n < nbook; {
+		day := benchMonday.AddDate(0, 0, r.IntN(days))
+		if wd := day.Weekday(); wd == time.Saturday || wd == time.Sunday {
+			continue
+		}
+		y, m, d := day.Date()
+		start := time.Date(y, m, d, 8, 15*r.IntN(47), 0, 0, rome)
+		res, err := engine.Apply(s, book(fmt.Sprintf("b%d", n), "visit", ids[n%nres], start), benchMonday)
+		if err != nil {
+			continue // taken: try another slot
+		}
+		events = append(events, res.Events...)
+		n++
+	}
+	return s, events
+}
+
+func BenchmarkAvailabilityWeek50x5000(b *testing.B) {
+	s, _ := benchTenant(b, 50, 5000, 14)
+	q := engine.AvailabilityQuery{ServiceID: "visit", From: "2026-06-01", To: "2026-06-08", TimeZone: "Europe/Rome"}
+	var slots []engine.Slot
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if slots, err = s.Availability(q, benchMonday); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(slots)), "slots")
+}
+
+func BenchmarkApplyBook(b *testing.B) {
+	const nres = 50
+	fresh := func() *engine.State { s, _ := benchTenant(b, nres, 5000, 14); return s }
+	s := fresh()
+	rome := MustLoadLocation(b, "Europe/Rome")
+	// The i-th booking goes to resource i%nres, on back-to-back half hours
+	// from the third week on, weekdays only, within the horizon.
+	slot := 0
+	day := benchMonday.AddDate(0, 0, 14)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if slot == 24*nres {
+			slot = 0
+			day = day.AddDate(0, 0, 1)
+			if wd := day.Weekday(); wd == time.Saturday {
+				day = day.AddDate(0, 0, 2)
+			}
+			if day.Sub(benchMonday) > 700*24*time.Hour {
+				b.StopTimer()
+				s, day = fresh(), benchMonday.AddDate(0, 0, 14)
+				b.StartTimer()
+			}
+		}
+		y, m, d := day.Date()
+		start := time.Date(y, m, d, 8, 30*(slot/nres), 0, 0, rome)
+		if _, err := engine.Apply(s, book(fmt.Sprintf("x%d", i), "visit", fmt.Sprintf("r%02d", slot%nres), start), benchMonday); err != nil {
+			b.Fatalf("Book #%d at %s: %v", i, start, err)
+		}
+		slot++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "bookings/s")
+}
+
+func BenchmarkReplay(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+			_, events := benchTenant(b, 50, n-1, 7*(1+n/2000)) // plus the configured event
+			var journal [][]byte
+			for _, e := range events {
+				enc, err := engine.EncodeEvent(e)
+				if err != nil {
+					b.Fatal(err)
+				}
+				journal = append(journal, enc)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				s := engine.NewState("clinic")
+				for _, rec := range journal {
+					e, err := engine.DecodeEvent(rec)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := s.Evolve(e); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(len(journal))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
