@@ -322,7 +322,9 @@ func (d *decider) hold(c PlaceHold) (Result, *Error) {
 			return Result{}, err
 		}
 		h, ok := d.s.holds[rec.ID]
-		if !ok || !h.Live(d.now) {
+		// Hold ids are free again once a hold ends: check that the hold
+		// under rec.ID is still the one this key placed.
+		if !ok || !h.Live(d.now) || h.IdempotencyKey != rec.Key {
 			return Result{}, Errorf(CodeHoldExpired, "hold %s from this idempotency key has ended", rec.ID)
 		}
 		hc := *h
