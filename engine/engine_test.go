@@ -1513,3 +1513,21 @@ func TestAvailabilityAgreesWithDecideAtSubMicrosecondNow(t *testing.T) {
 		}
 	}
 }
+
+func TestIdempotentHoldAfterItsIDIsReused(t *testing.T) {
+	// A hold's id is free again once the hold ends. A retry of the keyed
+	// command that placed the first hold must not be answered with the
+	// second, unrelated hold.
+	f := newFixture(t)
+	first := engine.PlaceHold{HoldID: "h1", ServiceID: "cut", ResourceID: "alice", Start: tue(10, 0), IdempotencyKey: "k"}
+	f.apply(first, now0)
+	f.apply(engine.ReleaseHold{HoldID: "h1"}, now0)
+	f.apply(engine.PlaceHold{HoldID: "h1", ServiceID: "cut", ResourceID: "bob", Start: tue(15, 0)}, now0)
+	f.fail(first, now0.Add(time.Second), engine.CodeHoldExpired)
+	// The same with a key on the second hold too.
+	g := newFixture(t)
+	g.apply(first, now0)
+	g.apply(engine.Book{BookingID: "b1", HoldID: "h1", Customer: ada}, now0)
+	g.apply(engine.PlaceHold{HoldID: "h1", ServiceID: "cut", ResourceID: "bob", Start: tue(15, 0), IdempotencyKey: "k2"}, now0)
+	g.fail(first, now0.Add(time.Second), engine.CodeHoldExpired)
+}
