@@ -102,6 +102,8 @@ func (s *Server) CreateTenant(ctx context.Context, id string, cfg engine.TenantC
 	if _, err := engine.Decide(engine.NewState(id), engine.Configure{Config: cfg}, s.cfg.Now()); err != nil {
 		return TenantRecord{}, err
 	}
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
 	if _, err := s.tenantRecord(ctx, id); err == nil {
 		return TenantRecord{}, engine.Errorf(engine.CodeConflict, "tenant %q already exists", id)
 	} else if ee := (*engine.Error)(nil); !errors.As(err, &ee) || ee.Code != engine.CodeNotFound {

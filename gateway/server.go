@@ -99,6 +99,8 @@ type Server struct {
 
 	mu    sync.Mutex // guards conns
 	conns map[*conn]struct{}
+
+	createMu sync.Mutex // serializes CreateTenant's check for an existing tenant and its writes
 }
 
 // New builds a Server.
