@@ -274,7 +274,7 @@ func (d *decider) place(svc *service, resourceID string, any bool, start time.Ti
 		if r.free(block.Start, block.End, d.now, ignore) < 1 {
 			continue
 		}
-		load := r.bookingsOnDay(DateOf(start, r.loc))
+		load := r.bookingsOnDay(DateOf(start, r.loc), ignore)
 		if best == nil || load < bestLoad { // cands are sorted: ties keep the smaller id
 			best, bestLoad = r, load
 		}
@@ -290,15 +290,15 @@ func (d *decider) place(svc *service, resourceID string, any bool, start time.Ti
 	return placement{}, Errorf(CodeOutsideHours, "%s–%s is outside opening hours", start.Format(time.RFC3339), end.Format(time.RFC3339))
 }
 
-// bookingsOnDay counts confirmed bookings whose occupied block starts on
-// local date day.
-func (r *resource) bookingsOnDay(day Date) int {
+// bookingsOnDay counts confirmed bookings (other than ignore, a booking
+// being moved) whose occupied block starts on local date day.
+func (r *resource) bookingsOnDay(day Date, ignore string) int {
 	from := LocalInstant(day, 0, r.loc)
 	to := LocalInstant(day.AddDays(1), 0, r.loc)
 	lo := sort.Search(len(r.occ.list), func(i int) bool { return !r.occ.list[i].start.Before(from) })
 	n := 0
 	for i := lo; i < len(r.occ.list) && r.occ.list[i].start.Before(to); i++ {
-		if !r.occ.list[i].hold {
+		if o := &r.occ.list[i]; !o.hold && o.id != ignore {
 			n++
 		}
 	}
@@ -355,7 +355,7 @@ func (d *decider) hold(c PlaceHold) (Result, *Error) {
 
 func (d *decider) release(c ReleaseHold) (Result, *Error) {
 	h, ok := d.s.holds[c.HoldID]
-	if !ok {
+	if !ok || !h.Live(d.now) {
 		return Result{}, Errorf(CodeHoldExpired, "hold %q not found or already ended", c.HoldID)
 	}
 	hc := *h
@@ -445,6 +445,9 @@ func (d *decider) book(c Book) (Result, *Error) {
 		// have changed or a busy block arrived while the customer typed.
 		if p, err = d.place(svc, h.ResourceID, false, h.Start, h.ID, false); err != nil {
 			return Result{}, err
+		}
+		if h.Start.Before(d.now) {
+			return Result{}, Errorf(CodeTooSoon, "held slot %s has already started", h.Start.Format(time.RFC3339))
 		}
 		holdR = h.ID
 	} else {
@@ -539,7 +542,7 @@ func (d *decider) importBusy(c ImportBusy) (Result, *Error) {
 	}
 	blocks := make([]Interval, 0, len(c.Blocks))
 	for _, b := range c.Blocks {
-		if b.Start.IsZero() || !b.End.After(b.Start) {
+		if b.Start.Year() < 1900 || b.End.Year() > 9999 || !b.End.After(b.Start) {
 			return Result{}, Errorf(CodeInvalid, "busy block %s–%s: end must be after start", b.Start.Format(time.RFC3339), b.End.Format(time.RFC3339))
 		}
 		blocks = append(blocks, Interval{b.Start.UTC(), b.End.UTC()})

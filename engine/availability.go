@@ -53,9 +53,12 @@ func (s *State) ValidateQuery(q AvailabilityQuery) (*time.Location, Interval, er
 		return nil, Interval{}, Errorf(CodeNotFound, "service %q does not exist", q.ServiceID)
 	}
 	if q.ResourceID != "" {
+		if s.cfg.resources[q.ResourceID] == nil {
+			return nil, Interval{}, Errorf(CodeNotFound, "resource %q does not exist", q.ResourceID)
+		}
 		i := sort.SearchStrings(svc.resources, q.ResourceID)
 		if i == len(svc.resources) || svc.resources[i] != q.ResourceID {
-			return nil, Interval{}, Errorf(CodeNotFound, "resource %q does not deliver service %s", q.ResourceID, q.ServiceID)
+			return nil, Interval{}, Errorf(CodeInvalid, "resource %q does not deliver service %s", q.ResourceID, q.ServiceID)
 		}
 	}
 	loc, lerr := LoadZone(q.TimeZone)

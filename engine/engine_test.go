@@ -111,7 +111,10 @@ func TestConfigureValidation(t *testing.T) {
 		{"resource id starts with dash", func(c *engine.TenantConfig) { res(c, "room").ID = "-room" }, engine.CodeInvalid},
 		{"resource id with space", func(c *engine.TenantConfig) { res(c, "room").ID = "the room" }, engine.CodeInvalid},
 		{"resource id 65 bytes", func(c *engine.TenantConfig) { res(c, "room").ID = strings.Repeat("r", 65) }, engine.CodeInvalid},
-		{"resource id 64 bytes", func(c *engine.TenantConfig) { res(c, "room").ID = strings.Repeat("r", 64) }, engine.CodeNotFound}, // class still names "room"
+		{"resource id 64 bytes", func(c *engine.TenantConfig) {
+			res(c, "room").ID = strings.Repeat("r", 64)
+			svc(c, "class").Resources = []string{strings.Repeat("r", 64)}
+		}, ""},
 		{"resource name too long", func(c *engine.TenantConfig) { res(c, "bob").Name = long }, engine.CodeInvalid},
 		{"resource kind unknown", func(c *engine.TenantConfig) { res(c, "bob").Kind = "robot" }, engine.CodeInvalid},
 		{"capacity 0", func(c *engine.TenantConfig) { res(c, "room").Capacity = 0 }, engine.CodeInvalid},
@@ -147,7 +150,7 @@ func TestConfigureValidation(t *testing.T) {
 		{"override closed", func(c *engine.TenantConfig) {
 			res(c, "bob").Overrides = map[string][]engine.Range{"2026-06-02": {}}
 		}, ""},
-		{"service unknown resource", func(c *engine.TenantConfig) { svc(c, "cut").Resources = []string{"alice", "zed"} }, engine.CodeNotFound},
+		{"service unknown resource", func(c *engine.TenantConfig) { svc(c, "cut").Resources = []string{"alice", "zed"} }, engine.CodeInvalid},
 		{"service resource listed twice", func(c *engine.TenantConfig) { svc(c, "cut").Resources = []string{"alice", "bob", "alice"} }, engine.CodeInvalid},
 		{"service without resources", func(c *engine.TenantConfig) { svc(c, "cut").Resources = nil }, engine.CodeInvalid},
 		{"service id invalid", func(c *engine.TenantConfig) { svc(c, "cut").ID = "hair/cut" }, engine.CodeInvalid},
@@ -385,7 +388,7 @@ func TestUpsertAndOverrideValidation(t *testing.T) {
 		{"resource with bad clock", engine.UpsertResource{Resource: engine.Resource{ID: "carol", Kind: "staff", TimeZone: "UTC", Capacity: 1,
 			Weekly: map[string][]engine.Range{"mon": {rng("9:00", "12:00")}}}}, engine.CodeInvalid},
 		{"new service", engine.UpsertService{Service: engine.Service{ID: "color", DurationMin: 90, Resources: []string{"bob"}}}, ""},
-		{"service on unknown resource", engine.UpsertService{Service: engine.Service{ID: "color", DurationMin: 90, Resources: []string{"carol"}}}, engine.CodeNotFound},
+		{"service on unknown resource", engine.UpsertService{Service: engine.Service{ID: "color", DurationMin: 90, Resources: []string{"carol"}}}, engine.CodeInvalid},
 		{"service with bad step", engine.UpsertService{Service: engine.Service{ID: "cut", DurationMin: 30, StepMin: 1, Resources: []string{"bob"}}}, engine.CodeInvalid},
 		{"override", engine.SetOverride{ResourceID: "bob", Date: "2026-06-06", Open: []engine.Range{rng("10:00", "14:00")}}, ""},
 		{"override closing", engine.SetOverride{ResourceID: "bob", Date: "2026-06-02"}, ""},
@@ -544,8 +547,10 @@ func TestBookFromHold(t *testing.T) {
 		{"hours changed meanwhile", engine.Book{BookingID: "b1", HoldID: "h1", Customer: ada}, now0, func(f *fixture) {
 			f.apply(engine.SetOverride{ResourceID: "alice", Date: "2026-06-02", Open: []engine.Range{rng("12:00", "17:00")}}, now0)
 		}, engine.CodeOutsideHours, time.Time{}},
-		// The notice and horizon were checked when the hold was placed.
-		{"start passed while holding", engine.Book{BookingID: "b1", HoldID: "h1", Customer: ada}, tue(10, 1), nil, "", tue(9, 55)},
+		// The notice and horizon were checked when the hold was placed, but
+		// a held slot that has already started cannot be booked.
+		{"notice passed while holding", engine.Book{BookingID: "b1", HoldID: "h1", Customer: ada}, tue(9, 58), nil, "", tue(9, 55)},
+		{"start passed while holding", engine.Book{BookingID: "b1", HoldID: "h1", Customer: ada}, tue(10, 1), nil, engine.CodeTooSoon, tue(9, 58)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1166,7 +1171,7 @@ func TestAvailabilityQueryValidation(t *testing.T) {
 		{"62 days", engine.AvailabilityQuery{ServiceID: "cut", From: "2026-06-01", To: "2026-08-02", TimeZone: "UTC"}, ""},
 		{"63 days", engine.AvailabilityQuery{ServiceID: "cut", From: "2026-06-01", To: "2026-08-03", TimeZone: "UTC"}, engine.CodeInvalid},
 		{"unknown service", engine.AvailabilityQuery{ServiceID: "perm", From: "2026-06-02", To: "2026-06-03", TimeZone: "UTC"}, engine.CodeNotFound},
-		{"resource without service", engine.AvailabilityQuery{ServiceID: "class", ResourceID: "alice", From: "2026-06-02", To: "2026-06-03", TimeZone: "UTC"}, engine.CodeNotFound},
+		{"resource without service", engine.AvailabilityQuery{ServiceID: "class", ResourceID: "alice", From: "2026-06-02", To: "2026-06-03", TimeZone: "UTC"}, engine.CodeInvalid},
 		{"unknown resource", engine.AvailabilityQuery{ServiceID: "cut", ResourceID: "zed", From: "2026-06-02", To: "2026-06-03", TimeZone: "UTC"}, engine.CodeNotFound},
 		{"empty zone", engine.AvailabilityQuery{ServiceID: "cut", From: "2026-06-02", To: "2026-06-03"}, engine.CodeInvalid},
 		{"Local zone", engine.AvailabilityQuery{ServiceID: "cut", From: "2026-06-02", To: "2026-06-03", TimeZone: "Local"}, engine.CodeInvalid},

@@ -250,7 +250,7 @@ func compileService(s Service, resources map[string]*resource) (*service, *Error
 	sort.Strings(rs)
 	for i, id := range rs {
 		if _, ok := resources[id]; !ok {
-			return nil, Errorf(CodeNotFound, "service %s: resource %q does not exist", s.ID, id)
+			return nil, Errorf(CodeInvalid, "service %s: resource %q does not exist", s.ID, id)
 		}
 		if i > 0 && rs[i-1] == id {
 			return nil, Errorf(CodeInvalid, "service %s: resource %q listed twice", s.ID, id)
