@@ -49,6 +49,14 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
+// decodeOptionalBody is decodeBody for endpoints whose body may be empty.
+func decodeOptionalBody(r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	return decodeBody(r, v)
+}
+
 func (s *Server) reqCtx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 }
@@ -109,6 +117,11 @@ func (s *Server) CreateTenant(ctx context.Context, id string, cfg engine.TenantC
 	} else if ee := (*engine.Error)(nil); !errors.As(err, &ee) || ee.Code != engine.CodeNotFound {
 		return TenantRecord{}, err
 	}
+	// The configuration first, the tenant record (which makes the tenant
+	// exist) last: a create that fails midway can simply be retried.
+	if _, err := s.cfg.Tenants.Do(ctx, id, engine.Configure{Config: cfg}); err != nil {
+		return TenantRecord{}, err
+	}
 	rec := TenantRecord{ID: id, Link: NewID("")[:26], CreatedAt: s.cfg.Now().UTC()}
 	b, _ := json.Marshal(rec)
 	if err := s.cfg.Directory.PutDirectory(ctx, KindLink, rec.Link, []byte(id)); err != nil {
@@ -116,9 +129,6 @@ func (s *Server) CreateTenant(ctx context.Context, id string, cfg engine.TenantC
 	}
 	if err := s.cfg.Directory.PutDirectory(ctx, KindTenant, id, b); err != nil {
 		return TenantRecord{}, fmt.Errorf("store tenant: %w", err)
-	}
-	if _, err := s.cfg.Tenants.Do(ctx, id, engine.Configure{Config: cfg}); err != nil {
-		return rec, err
 	}
 	return rec, nil
 }
@@ -144,11 +154,25 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, TenantView{TenantRecord: rec, BookingURL: "/book/" + rec.Link})
+	view := TenantView{TenantRecord: rec, BookingURL: "/book/" + rec.Link}
+	err = s.cfg.Tenants.Read(ctx, rec.ID, func(st *engine.State, seq uint64) error {
+		if c, ok := st.Config(); ok {
+			view.Config = &c
+		}
+		view.Version = seq
+		return nil
+	})
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, view)
 }
 
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
-	ids, err := s.cfg.Directory.ListDirectory(r.Context(), KindTenant)
+	ctx, cancel := s.reqCtx(r)
+	defer cancel()
+	ids, err := s.cfg.Directory.ListDirectory(ctx, KindTenant)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -314,7 +338,9 @@ func (s *Server) availability(w http.ResponseWriter, r *http.Request, tenant str
 }
 
 func (s *Server) staffAvailability(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.tenantRecord(r.Context(), r.PathValue("tenant")); err != nil {
+	ctx, cancel := s.reqCtx(r)
+	defer cancel()
+	if _, err := s.tenantRecord(ctx, r.PathValue("tenant")); err != nil {
 		s.writeError(w, err)
 		return
 	}
@@ -459,7 +485,7 @@ type CancelRequest struct {
 
 func (s *Server) cancelBooking(w http.ResponseWriter, r *http.Request) {
 	var req CancelRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := decodeOptionalBody(r, &req); err != nil {
 		s.writeError(w, err)
 		return
 	}

@@ -212,6 +212,38 @@ func errFrame(id string, e *engine.Error) Frame {
 	return Frame{V: ProtocolVersion, ID: id, Type: TypeError, Code: string(e.Code), Message: e.Message}
 }
 
+// MarshalJSON writes the frame, always including "slots" in subscribed
+// frames and availability resyncs, and "bookings" in bookings_subscribed,
+// even when empty: those frames state the whole list.
+func (f Frame) MarshalJSON() ([]byte, error) {
+	type plain Frame
+	b, err := json.Marshal(plain(f))
+	if err != nil || len(b) < 2 {
+		return b, err
+	}
+	var field string
+	switch {
+	case (f.Type == TypeSubscribed || (f.Type == TypeAvailability && f.Resync)) && len(f.Slots) == 0:
+		field = `,"slots":[]}`
+	case f.Type == TypeBookingsSubscribed && len(f.Bookings) == 0:
+		field = `,"bookings":[]}`
+	default:
+		return b, nil
+	}
+	return append(b[:len(b)-1], field...), nil
+}
+
+// publicEvents strips what the journal keeps for itself (idempotency
+// records) from events sent to staff clients.
+func publicEvents(evs []engine.Event) []engine.Event {
+	out := make([]engine.Event, len(evs))
+	for i, e := range evs {
+		e.Idem = nil
+		out[i] = e
+	}
+	return out
+}
+
 // encodeFrame marshals f. Frames hold only marshalable values; should one
 // not be (a time outside years 0–9999), the client gets an internal error
 // frame instead of a broken one.

@@ -33,6 +33,7 @@ type conn struct {
 	tenant    string
 	authed    bool
 	claimed   string // ?tenant= of the handshake, for a later auth message
+	kind      string // principal kind for the connections metric
 	subs      map[string]*actors.Subscription
 	nextSub   int
 	closing   bool
@@ -90,12 +91,15 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-	kind := "unauthenticated"
+	c.kind = "unauthenticated"
 	if authed {
-		kind = p.Kind
+		c.kind = p.Kind
 	}
-	s.cfg.Metrics.Connections.WithLabelValues(kind).Inc()
+	s.cfg.Metrics.Connections.WithLabelValues(c.kind).Inc()
 	defer func() {
+		c.mu.Lock()
+		kind := c.kind
+		c.mu.Unlock()
 		s.cfg.Metrics.Connections.WithLabelValues(kind).Dec()
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -122,7 +126,24 @@ func (s *Server) bindTenant(ctx context.Context, p Principal, claimed string) (s
 	return tenant, nil
 }
 
+// AuthTimeout is how long a connection may stay unauthenticated.
+const AuthTimeout = 30 * time.Second
+
 func (c *conn) serve() {
+	c.mu.Lock()
+	authed := c.authed
+	c.mu.Unlock()
+	if !authed {
+		t := time.AfterFunc(AuthTimeout, func() {
+			c.mu.Lock()
+			ok := c.authed
+			c.mu.Unlock()
+			if !ok {
+				c.close(websocket.StatusPolicyViolation, "authenticate within 30 s")
+			}
+		})
+		defer t.Stop()
+	}
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -210,13 +231,15 @@ func (c *conn) reader() {
 		}
 		if !c.lim.Allow() {
 			strikes++
-			c.send(errFrame("", engine.Errorf(engine.CodeRateLimited, "more than %.0f messages per second; slow down", c.s.cfg.MsgRate)))
+			req, _ := DecodeRequest(data) // only for its id
+			c.send(errFrame(req.ID, engine.Errorf(engine.CodeRateLimited, "more than %.0f messages per second; slow down", c.s.cfg.MsgRate)))
 			if strikes > 3*c.s.cfg.MsgBurst {
 				c.close(websocket.StatusPolicyViolation, "rate limit")
 				return
 			}
 			continue
 		}
+		strikes = 0
 		if typ != websocket.MessageText {
 			c.send(errFrame("", engine.Errorf(engine.CodeInvalid, "frames must be text (JSON)")))
 			continue
@@ -317,6 +340,9 @@ func (c *conn) dispatch(req Request) (*Frame, error) {
 		if err != nil {
 			return nil, err
 		}
+		if req.AnyResource {
+			return nil, errAnyResource
+		}
 		start, perr := parseTime("start", req.Start)
 		if perr != nil {
 			return nil, perr
@@ -392,6 +418,9 @@ func (c *conn) auth(ctx context.Context, req Request) (*Frame, error) {
 	}
 	c.mu.Lock()
 	c.principal, c.tenant, c.authed = p, tenant, true
+	c.s.cfg.Metrics.Connections.WithLabelValues(c.kind).Dec()
+	c.kind = p.Kind
+	c.s.cfg.Metrics.Connections.WithLabelValues(c.kind).Inc()
 	c.mu.Unlock()
 	return &Frame{Type: TypeAuthed, Principal: &PrincipalInfo{Kind: p.Kind, Tenant: tenant}}, nil
 }
@@ -403,6 +432,9 @@ func (c *conn) book(ctx context.Context, req Request) (*Frame, error) {
 	}
 	if req.Customer == nil {
 		return nil, engine.Errorf(engine.CodeInvalid, "customer (name, email) is required")
+	}
+	if req.AnyResource {
+		return nil, errAnyResource
 	}
 	cmd := engine.Book{BookingID: NewID("bk_"), HoldID: req.HoldID, ServiceID: req.Service, ResourceID: req.Resource,
 		Customer: *req.Customer, IdempotencyKey: req.IdempotencyKey}
@@ -418,6 +450,27 @@ func (c *conn) book(ctx context.Context, req Request) (*Frame, error) {
 		return nil, err
 	}
 	return &Frame{Type: TypeBooked, Booking: rep.Booking, Version: &rep.Seq, Duplicate: rep.Duplicate}, nil
+}
+
+var errAnyResource = engine.Errorf(engine.CodeInvalid, "any_resource applies to reschedule only; leave resource empty to hold or book any resource")
+
+// endFrame says why a subscription ended, in the same codes for
+// availability and feeds.
+func (c *conn) endFrame(id string, err error) Frame {
+	f := Frame{V: ProtocolVersion, Type: TypeSubscriptionEnded, Sub: id}
+	var ee *engine.Error
+	switch {
+	case err == nil:
+		return f
+	case errors.Is(err, actors.ErrSlowConsumer):
+		ee = engine.Errorf(engine.CodeOverloaded, "this connection fell behind; subscribe again")
+	case errors.Is(err, actors.ErrStopped):
+		ee = engine.Errorf(engine.CodeUnavailable, "the server is restarting this tenant; subscribe again")
+	default:
+		ee = asError(c.s.log, err)
+	}
+	f.Code, f.Message = string(ee.Code), ee.Message
+	return f
 }
 
 func (c *conn) addSub(sub *actors.Subscription) (string, bool) {
@@ -536,15 +589,7 @@ func (c *conn) forward(id, tenant string, q engine.AvailabilityQuery, sub *actor
 		c.mu.Lock()
 		delete(c.subs, id)
 		c.mu.Unlock()
-		f := Frame{V: ProtocolVersion, Type: TypeSubscriptionEnded, Sub: id}
-		if err != nil {
-			ee := asError(c.s.log, err)
-			if errors.Is(err, actors.ErrStopped) {
-				ee = engine.Errorf(engine.CodeUnavailable, "the server is restarting this tenant; subscribe again")
-			}
-			f.Code, f.Message = string(ee.Code), ee.Message
-		}
-		c.send(f)
+		c.send(c.endFrame(id, err))
 		return
 	}
 }
@@ -585,14 +630,17 @@ func (c *conn) subscribeBookings(ctx context.Context, req Request) (*Frame, erro
 		defer c.wg.Done()
 		for u, ok := c.recv(sub); ok; u, ok = c.recv(sub) {
 			v := u.Version
-			c.sendRaw(encodeFrame(Frame{V: ProtocolVersion, Type: TypeBookingEvents, Sub: id, Version: &v, Events: u.Events}))
+			c.sendRaw(encodeFrame(Frame{V: ProtocolVersion, Type: TypeBookingEvents, Sub: id, Version: &v, Events: publicEvents(u.Events)}))
 		}
-		if c.ctx.Err() == nil {
-			f := Frame{V: ProtocolVersion, Type: TypeSubscriptionEnded, Sub: id}
-			if err := sub.Err(); err != nil {
-				f.Code, f.Message = string(engine.CodeUnavailable), err.Error()
-			}
-			c.send(f)
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		current := c.subs[id] == sub
+		delete(c.subs, id)
+		c.mu.Unlock()
+		if current { // not ended by unsubscribe
+			c.send(c.endFrame(id, sub.Err()))
 		}
 	}()
 	return nil, nil
