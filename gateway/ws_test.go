@@ -464,8 +464,8 @@ func TestRateLimit(t *testing.T) {
 	abuser, bystander := ts.dialLink(t, link), ts.dialLink(t, link)
 
 	ctx := timeout(t, 10*time.Second)
-	// One ping at a time, each answered (a rate_limited error carries no
-	// id: the frame was not decoded), until the server has had enough.
+	// One ping at a time, each answered (rate_limited errors too, with the
+	// request's id), until the server has had enough.
 	var pongs, limited int
 	for i := 0; ; i++ {
 		if i > 100 {
@@ -477,6 +477,9 @@ func TestRateLimit(t *testing.T) {
 		f, err := abuser.await(ctx, func(gateway.Frame) bool { return true })
 		if err != nil {
 			break
+		}
+		if want := fmt.Sprintf("p%d", i); f.ID != want {
+			t.Errorf("message %d: reply %s has id %q, want %q", i, f.Type, f.ID, want)
 		}
 		switch {
 		case f.Type == gateway.TypePong && limited == 0:
@@ -767,11 +770,9 @@ func TestFramesAreJSON(t *testing.T) {
 	if s["type"] != "subscribed" || s["id"] != "1" || s["sub"] == "" {
 		t.Errorf("subscribed = %v", s)
 	}
-	// Empty lists are left out (omitempty), never null.
-	if v, ok := s["slots"]; ok {
-		if slots, isList := v.([]any); !isList || len(slots) != 0 {
-			t.Errorf("subscribed slots = %#v, want [] or absent", v)
-		}
+	// subscribed states the whole list, so an empty one is [], not absent.
+	if slots, ok := s["slots"].([]any); !ok || len(slots) != 0 {
+		t.Errorf("subscribed slots = %#v, want []", s["slots"])
 	}
 	conn.Close(websocket.StatusNormalClosure, "")
 }
