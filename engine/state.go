@@ -15,6 +15,27 @@ type State struct {
 	bookings map[string]*Booking
 	holds    map[string]*Hold
 	idem     map[string]IdemRecord
+	zones    map[string]*time.Location // viewer zones seen in queries; a cache
+}
+
+// maxZoneCache bounds State.zones.
+const maxZoneCache = 64
+
+// zone loads a viewer's zone, caching it: zone files are parsed once per
+// tenant, not on every availability refresh.
+func (s *State) zone(name string) (*time.Location, *Error) {
+	if loc, ok := s.zones[name]; ok {
+		return loc, nil
+	}
+	loc, err := LoadZone(name)
+	if err != nil {
+		return nil, err
+	}
+	if s.zones == nil || len(s.zones) >= maxZoneCache {
+		s.zones = map[string]*time.Location{}
+	}
+	s.zones[name] = loc
+	return loc, nil
 }
 
 // NewState returns the empty state of a tenant.

@@ -333,6 +333,7 @@ func compileConfig(c TenantConfig) (*compiled, *Error) {
 	for _, id := range sortedKeys(out.services) {
 		c.Services = append(c.Services, out.services[id].cfg)
 	}
+	c.Holidays = append([]Holiday(nil), c.Holidays...) // do not reorder the caller's slice
 	sort.Slice(c.Holidays, func(i, j int) bool { return c.Holidays[i].Date < c.Holidays[j].Date })
 	out.cfg = c
 	return out, nil
