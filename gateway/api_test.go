@@ -36,7 +36,7 @@ func TestCreateTenant(t *testing.T) {
 // TestCreateTenantConcurrently: of several creates of one id at once,
 // exactly one succeeds, and its link is the tenant's only link.
 func TestCreateTenantConcurrently(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServer(t, withMemstore())
 	const n = 10
 	results := make([]httpResult, n)
 	var wg sync.WaitGroup
@@ -169,7 +169,7 @@ func TestTokens(t *testing.T) {
 }
 
 func TestListAndGetTenant(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServer(t, withMemstore())
 	link := ts.createTenant(t, "salon", testConfig())
 	ts.createTenant(t, "barber", testConfig())
 
@@ -193,7 +193,7 @@ func TestListAndGetTenant(t *testing.T) {
 }
 
 func TestConfigureOverHTTP(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServer(t, withMemstore())
 	link := ts.createTenant(t, "salon", testConfig())
 	avail := func(resource string) []engine.Slot {
 		t.Helper()

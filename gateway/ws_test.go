@@ -192,7 +192,7 @@ func TestHoldReleaseBook(t *testing.T) {
 }
 
 func TestBookIdempotency(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServer(t, withMemstore())
 	link := ts.createTenant(t, "salon", testConfig())
 	c := ts.dialLink(t, link)
 	slot := at(t, "Europe/Rome", 1, 14)
