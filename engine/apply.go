@@ -542,7 +542,8 @@ func (d *decider) importBusy(c ImportBusy) (Result, *Error) {
 	}
 	blocks := make([]Interval, 0, len(c.Blocks))
 	for _, b := range c.Blocks {
-		if b.Start.Year() < 1900 || b.End.Year() > 9999 || !b.End.After(b.Start) {
+		// Checked in UTC, the form the event is stored in.
+		if b.Start.UTC().Year() < 1900 || b.End.UTC().Year() > 9999 || !b.End.After(b.Start) {
 			return Result{}, Errorf(CodeInvalid, "busy block %s–%s: end must be after start", b.Start.Format(time.RFC3339), b.End.Format(time.RFC3339))
 		}
 		blocks = append(blocks, Interval{b.Start.UTC(), b.End.UTC()})

@@ -1536,3 +1536,15 @@ func TestIdempotentHoldAfterItsIDIsReused(t *testing.T) {
 	g.apply(engine.PlaceHold{HoldID: "h1", ServiceID: "cut", ResourceID: "bob", Start: tue(15, 0), IdempotencyKey: "k2"}, now0)
 	g.fail(first, now0.Add(time.Second), engine.CodeHoldExpired)
 }
+
+// TestImportBusyYearsInUTC checks that a block whose UTC end is past year
+// 9999 is refused up front: its event could not be stored.
+func TestImportBusyYearsInUTC(t *testing.T) {
+	f := newFixture(t)
+	end := time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("-02", -2*3600)) // 10000-01-01T01:00Z
+	_, err := engine.Apply(f.s, engine.ImportBusy{ResourceID: "alice", Source: "gcal",
+		Blocks: []engine.Interval{{Start: end.Add(-time.Hour), End: end}}}, now0)
+	if got := codeOf(err); got != engine.CodeInvalid {
+		t.Fatalf("Apply(ImportBusy ending %s) = %v, want %s", end.UTC(), err, engine.CodeInvalid)
+	}
+}
