@@ -241,35 +241,32 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putResource(w http.ResponseWriter, r *http.Request) {
-	var res engine.Resource
-	if err := decodeBody(r, &res); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	if res.ID == "" {
-		res.ID = r.PathValue("resource")
-	}
-	if res.ID != r.PathValue("resource") {
-		s.writeError(w, engine.Errorf(engine.CodeInvalid, "body id %q differs from the path", res.ID))
-		return
-	}
-	s.do(w, r, engine.UpsertResource{Resource: res}, http.StatusOK)
+	putByID(s, w, r, "resource", func(x *engine.Resource) *string { return &x.ID },
+		func(x engine.Resource) engine.Command { return engine.UpsertResource{Resource: x} })
 }
 
 func (s *Server) putService(w http.ResponseWriter, r *http.Request) {
-	var svc engine.Service
-	if err := decodeBody(r, &svc); err != nil {
+	putByID(s, w, r, "service", func(x *engine.Service) *string { return &x.ID },
+		func(x engine.Service) engine.Command { return engine.UpsertService{Service: x} })
+}
+
+// putByID decodes an entity whose id the path names (the body may leave it
+// out, but must not contradict it) and runs the command made from it.
+func putByID[T any](s *Server, w http.ResponseWriter, r *http.Request, key string, id func(*T) *string, cmd func(T) engine.Command) {
+	var x T
+	if err := decodeBody(r, &x); err != nil {
 		s.writeError(w, err)
 		return
 	}
-	if svc.ID == "" {
-		svc.ID = r.PathValue("service")
+	p := id(&x)
+	if *p == "" {
+		*p = r.PathValue(key)
 	}
-	if svc.ID != r.PathValue("service") {
-		s.writeError(w, engine.Errorf(engine.CodeInvalid, "body id %q differs from the path", svc.ID))
+	if *p != r.PathValue(key) {
+		s.writeError(w, engine.Errorf(engine.CodeInvalid, "body id %q differs from the path", *p))
 		return
 	}
-	s.do(w, r, engine.UpsertService{Service: svc}, http.StatusOK)
+	s.do(w, r, cmd(x), http.StatusOK)
 }
 
 // OverrideRequest is the body of PUT …/overrides/{date}.

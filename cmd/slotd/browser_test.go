@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/slotd/slotd/internal/demo"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func TestBrowserBooking(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	list, err := listBookings(ctx, s.base, s.token, demoTenant)
+	list, err := listBookings(ctx, s.base, s.token, demo.Tenant)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/slotd/slotd/internal/demo"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -58,7 +59,7 @@ func TestCrashLosesNoAckedBooking(t *testing.T) {
 	cs := newCrashState()
 	srv := startChild(t, bin, dataDir, token)
 	link := srv.link
-	caps, err := capacities(context.Background(), srv.base, token, demoTenant)
+	caps, err := capacities(context.Background(), srv.base, token, demo.Tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +392,7 @@ func (cs *crashState) verify(t *testing.T, srv *child, caps map[string]int, when
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	list, err := listBookings(ctx, srv.base, srv.token, demoTenant)
+	list, err := listBookings(ctx, srv.base, srv.token, demo.Tenant)
 	if err != nil {
 		t.Fatalf("%s: %v", when, err)
 	}
@@ -441,7 +442,7 @@ func (cs *crashState) retryInflight(t *testing.T, srv *child) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	list, err := listBookings(ctx, srv.base, srv.token, demoTenant)
+	list, err := listBookings(ctx, srv.base, srv.token, demo.Tenant)
 	if err != nil {
 		t.Fatal(err)
 	}

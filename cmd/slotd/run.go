@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/slotd/slotd/internal/demo"
 	"io"
 	"log/slog"
 	"net"
@@ -185,7 +186,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("demo tenant: %w", err)
 		}
 		if created {
-			log.Info("created demo tenant", "tenant", demoTenant)
+			log.Info("created demo tenant", "tenant", demo.Tenant)
 		}
 		if link != "" {
 			fmt.Fprintf(stdout, "demo booking page: %s/book/%s\n", base, link)

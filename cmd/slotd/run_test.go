@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/slotd/slotd/internal/demo"
 	"io"
 	"net"
 	"net/http"
@@ -228,8 +229,8 @@ func TestRestartKeepsTokenAndDemo(t *testing.T) {
 	if err := getJSON(ctx, second.base, "/v1/tenants", second.token, &list); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(list.Tenants, []string{demoTenant}) {
-		t.Errorf("tenants after restart = %v, want [%s]", list.Tenants, demoTenant)
+	if !slices.Equal(list.Tenants, []string{demo.Tenant}) {
+		t.Errorf("tenants after restart = %v, want [%s]", list.Tenants, demo.Tenant)
 	}
 }
 
@@ -288,7 +289,7 @@ func TestShutdownOnCancel(t *testing.T) {
 	}
 	defer c.c.CloseNow()
 	booked := []engine.Booking{bookFirst(t, ctx, s, c, "consultation"), bookFirst(t, ctx, s, c, "yoga")}
-	before, err := listBookings(ctx, s.base, s.token, demoTenant)
+	before, err := listBookings(ctx, s.base, s.token, demo.Tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +320,7 @@ func TestShutdownOnCancel(t *testing.T) {
 	}
 
 	s2 := startSlotd(t, args, nil)
-	after, err := listBookings(ctx, s2.base, s2.token, demoTenant)
+	after, err := listBookings(ctx, s2.base, s2.token, demo.Tenant)
 	if err != nil {
 		t.Fatal(err)
 	}

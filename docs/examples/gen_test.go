@@ -15,6 +15,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/slotd/slotd/internal/demo"
 	"maps"
 	"net/http"
 	"os"
@@ -102,7 +103,7 @@ var customer = engine.Customer{Name: "Maria Rossi", Email: "maria@example.com", 
 
 // fullConfig is the demo configuration after the examples added dan.
 func fullConfig() engine.TenantConfig {
-	cfg := demoConfig()
+	cfg := demo.Config()
 	cfg.Resources = append(cfg.Resources, danResource())
 	for i := range cfg.Services {
 		if cfg.Services[i].ID == "haircut" {
@@ -121,7 +122,7 @@ func (s *scenario) setupHTTP() {
 	in := s.in
 	e := s.ex("http-create-tenant", "http")
 	r := e.http(in, hreq{method: "POST", path: "/v1/tenants", header: []string{auth, ctJS},
-		body: obj("id", "demo", "config", demoConfig())}, 201)
+		body: obj("id", "demo", "config", demo.Config())}, 201)
 	e.done()
 	s.link = decode[gateway.TenantRecord](s.t, r.body).Link
 	in.link = s.link
@@ -575,7 +576,7 @@ func (s *scenario) httpAPI() {
 	e.done()
 
 	e = s.ex("err-in-use", "http")
-	e.http(in, hreq{method: "PUT", path: "/v1/tenants/demo/config", header: []string{auth, ctJS}, body: jsonBody(demoConfig()),
+	e.http(in, hreq{method: "PUT", path: "/v1/tenants/demo/config", header: []string{auth, ctJS}, body: jsonBody(demo.Config()),
 		showBody: "(the demo configuration of POST /v1/tenants above, which has no resource dan)"}, 409)
 	e.done()
 
