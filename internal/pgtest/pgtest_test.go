@@ -93,9 +93,20 @@ func TestStart(t *testing.T) {
 	).Scan(&dbName, &dbOwner); err != nil || dbName != db.Name || dbOwner != pgtest.OwnerRole {
 		t.Fatalf("CreateDatabase: database %q owned by %q, %v; want %q owned by %q", dbName, dbOwner, err, db.Name, pgtest.OwnerRole)
 	}
+	exec(t, other, "CREATE TABLE cloned (id int)")
+	exec(t, other, "INSERT INTO cloned VALUES (42)")
+	other.Close(t.Context()) // a template must have no sessions
+	clone := c.CloneDatabase(t, db.Name)
+	if clone.Name == db.Name {
+		t.Fatalf("CloneDatabase(%s) returned the template's name", db.Name)
+	}
+	var id int
+	if err := connect(t, clone.OwnerDSN).QueryRow(t.Context(), "SELECT id FROM cloned").Scan(&id); err != nil || id != 42 {
+		t.Fatalf("clone of %s: SELECT id FROM cloned = %d, %v; want 42, nil", db.Name, id, err)
+	}
 	connect(t, db.AppDSN)
-	if db2 := c.CreateDatabase(t); db2.Name == db.Name {
-		t.Fatalf("CreateDatabase twice returned %q both times", db.Name)
+	if db2 := c.CreateDatabase(t); db2.Name == db.Name || db2.Name == clone.Name {
+		t.Fatalf("CreateDatabase returned a used name %q", db2.Name)
 	}
 }
 
