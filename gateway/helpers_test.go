@@ -127,7 +127,6 @@ type serverOptions struct {
 	clock    *clock.Manual
 	gateway  func(*gateway.Config)
 	actors   func(*actors.Config)
-	dialer   func(*net.Dialer)
 }
 
 type option func(*serverOptions)
@@ -144,9 +143,6 @@ func withClock(c *clock.Manual) option { return func(o *serverOptions) { o.clock
 
 // withGateway adjusts the gateway configuration.
 func withGateway(f func(*gateway.Config)) option { return func(o *serverOptions) { o.gateway = f } }
-
-// withActors adjusts the registry configuration.
-func withActors(f func(*actors.Config)) option { return func(o *serverOptions) { o.actors = f } }
 
 type testStore interface {
 	actors.Store
