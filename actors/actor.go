@@ -63,6 +63,10 @@ type actor struct {
 	quit    chan struct{}
 	done    chan struct{}
 	prev    *actor // set before run: a predecessor to wait for
+	// wake (capacity 1) holds a pending "another writer appended" from
+	// Registry.Notify; notifications arriving while one is pending
+	// coalesce into it, so a notification never blocks or fails.
+	wake chan struct{}
 
 	state       *engine.State
 	seq         uint64
@@ -81,7 +85,7 @@ type actor struct {
 
 func newActor(reg *Registry, tenant string) *actor {
 	return &actor{reg: reg, tenant: tenant, mailbox: make(chan *message, reg.cfg.MailboxSize),
-		quit: make(chan struct{}), done: make(chan struct{}),
+		quit: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
 		groups: map[string]*queryGroup{}, feeds: map[uint64]*Subscription{}}
 }
 
@@ -99,6 +103,15 @@ func (a *actor) enqueue(m *message) (accepted, full bool) {
 		return true, false
 	default:
 		return false, true
+	}
+}
+
+// notify asks the actor to read what other writers appended, without
+// waiting: if a wake-up is already pending, this one joins it.
+func (a *actor) notify() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -221,6 +234,11 @@ func (a *actor) loop() error {
 			if err := a.tick(); err != nil {
 				return err
 			}
+		case <-a.wake:
+			if err := a.catchUp(); err != nil {
+				return err
+			}
+			a.armTimer()
 		case <-a.quit:
 			for {
 				select {
@@ -245,31 +263,107 @@ func (a *actor) loop() error {
 
 // load rebuilds the state from the newest snapshot and the journal tail.
 func (a *actor) load() error {
+	_, err := a.reload(a.seq, false)
+	return err
+}
+
+// reload rebuilds the state from the newest snapshot and the journal tail,
+// dropping anything uncommitted, and returns the events other writers
+// committed after seq from, the actor's head before the reload, so that
+// they can be published. A snapshot beyond from hides some of them; when a
+// feed needs them they are read from the journal. withNewer false skips
+// collecting them (the first load: nothing was published yet).
+func (a *actor) reload(from uint64, withNewer bool) (newer []engine.Event, err error) {
 	ctx, cancel := a.ctx()
 	defer cancel()
 	snap, tail, err := a.reg.cfg.Store.Load(ctx, a.tenant)
 	if err != nil {
-		return fmt.Errorf("load tenant %s: %w", a.tenant, err)
+		return nil, fmt.Errorf("load tenant %s: %w", a.tenant, err)
 	}
 	st := engine.NewState(a.tenant)
 	if snap.Data != nil {
 		if st, err = engine.RestoreState(a.tenant, snap.Data); err != nil {
-			return fmt.Errorf("load tenant %s: %w", a.tenant, err)
+			return nil, fmt.Errorf("load tenant %s: %w", a.tenant, err)
+		}
+	}
+	if withNewer && snap.Seq > from && len(a.feeds) > 0 {
+		hidden, err := a.reg.cfg.Store.ReadFrom(ctx, a.tenant, from, int(snap.Seq-from))
+		if err != nil {
+			return nil, fmt.Errorf("load tenant %s: read journal after %d: %w", a.tenant, from, err)
+		}
+		for _, e := range hidden {
+			ev, err := engine.DecodeEvent(e.Data)
+			if err != nil {
+				return nil, fmt.Errorf("load tenant %s seq %d: %w", a.tenant, e.Seq, err)
+			}
+			newer = append(newer, ev)
 		}
 	}
 	seq := snap.Seq
 	for _, e := range tail {
 		ev, err := engine.DecodeEvent(e.Data)
 		if err != nil {
-			return fmt.Errorf("load tenant %s seq %d: %w", a.tenant, e.Seq, err)
+			return nil, fmt.Errorf("load tenant %s seq %d: %w", a.tenant, e.Seq, err)
 		}
 		if err := st.Evolve(ev); err != nil {
-			return fmt.Errorf("load tenant %s seq %d: %w", a.tenant, e.Seq, err)
+			return nil, fmt.Errorf("load tenant %s seq %d: %w", a.tenant, e.Seq, err)
 		}
 		seq = e.Seq
+		if withNewer && e.Seq > from {
+			newer = append(newer, ev)
+		}
 	}
 	a.state, a.seq, a.snapSeq = st, seq, snap.Seq
-	return nil
+	if withNewer {
+		a.reg.cfg.Metrics.FollowedEvents.Add(float64(len(newer)))
+	}
+	return newer, nil
+}
+
+// followPage bounds the journal entries read at once while catching up.
+const followPage = 512
+
+// catchUp applies the journal entries other writers (another slotd
+// instance on the same database) appended after a.seq, then publishes
+// them, a page at a time. It runs on the actor's goroutine between
+// batches, when nothing is pending or uncommitted, so the state plus these
+// entries is exactly the journal. A failed read only delays the update: it
+// is logged and the next wake-up (a notification or the poll) tries again.
+// An entry the state cannot take is returned as an error, as load would.
+func (a *actor) catchUp() error {
+	for {
+		ctx, cancel := a.ctx()
+		entries, err := a.reg.cfg.Store.ReadFrom(ctx, a.tenant, a.seq, followPage)
+		cancel()
+		if err != nil {
+			a.reg.cfg.Logger.Warn("reading the journal tail failed; retrying at the next wake-up", "tenant", a.tenant, "after", a.seq, "err", err)
+			return nil
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		events := make([]engine.Event, 0, len(entries))
+		for _, e := range entries {
+			if e.Seq != a.seq+1 {
+				return fmt.Errorf("follow tenant %s: journal entry %d after %d", a.tenant, e.Seq, a.seq)
+			}
+			ev, err := engine.DecodeEvent(e.Data)
+			if err != nil {
+				return fmt.Errorf("follow tenant %s seq %d: %w", a.tenant, e.Seq, err)
+			}
+			if err := a.state.Evolve(ev); err != nil {
+				return fmt.Errorf("follow tenant %s seq %d: %w", a.tenant, e.Seq, err)
+			}
+			a.seq = e.Seq
+			events = append(events, ev)
+		}
+		a.reg.cfg.Metrics.FollowedEvents.Add(float64(len(events)))
+		a.publish(events)
+		a.maybeSnapshot()
+		if len(entries) < followPage {
+			return nil
+		}
+	}
 }
 
 // batch handles first and whatever else waits in the mailbox, up to
@@ -317,8 +411,15 @@ func (a *actor) apply(x *message) {
 }
 
 // commit appends the pending commands' events in one durable write, then
-// answers each command and publishes. On a sequence conflict (another
-// writer appended first) it reloads and decides the commands again.
+// answers each command and publishes.
+//
+// On a sequence conflict another writer (another slotd instance) appended
+// first. The in-memory state holds the pending commands' uncommitted
+// events, so the actor rebuilds it from the store, which now includes the
+// other writer's entries; it publishes those entries to its subscribers
+// (their availability loses what the winner booked) and decides the
+// pending commands again against the new state: a booking of a slot the
+// winner took is answered slot_taken, never committed.
 func (a *actor) commit() error {
 	if len(a.pending) == 0 {
 		return nil
@@ -329,13 +430,23 @@ func (a *actor) commit() error {
 			break
 		}
 		conflict := errors.Is(err, persistence.ErrConflict)
-		a.reg.cfg.Logger.Warn("journal append failed", "tenant", a.tenant, "err", err, "conflict", conflict, "attempt", attempt)
-		// The in-memory state holds uncommitted events: rebuild it.
+		if conflict {
+			a.reg.cfg.Metrics.Conflicts.Inc()
+			a.reg.cfg.Logger.Info("journal append conflict: another writer appended first; catching up", "tenant", a.tenant, "seq", a.seq, "attempt", attempt)
+		} else {
+			a.reg.cfg.Logger.Warn("journal append failed", "tenant", a.tenant, "err", err, "attempt", attempt)
+		}
 		cmds := a.pending
 		a.pending, a.uncommitted = nil, nil
-		if lerr := a.load(); lerr != nil {
+		newer, lerr := a.reload(a.seq, true)
+		if lerr != nil {
 			a.pending = cmds
 			return lerr
+		}
+		if len(newer) > 0 {
+			// What others committed comes before anything this actor
+			// commits from now on, for subscribers too.
+			a.publish(newer)
 		}
 		if !conflict || attempt >= 3 {
 			uerr := engine.Errorf(engine.CodeUnavailable, "could not store the change; nothing was booked, try again")
@@ -361,19 +472,24 @@ func (a *actor) commit() error {
 	a.pending, a.uncommitted = nil, nil
 	if len(events) > 0 {
 		a.publish(events)
-		// A snapshot costs time proportional to the state; taking one only
-		// after at least half as many events as the state holds keeps the
-		// cost per event constant, while replay after a restart stays
-		// bounded by half the state's size in events.
-		due := uint64(a.reg.cfg.SnapshotEvery)
-		if n := uint64(a.state.Size() / 2); n > due {
-			due = n
-		}
-		if a.seq-a.snapSeq >= due {
-			a.snapshot()
-		}
+		a.maybeSnapshot()
 	}
 	return nil
+}
+
+// maybeSnapshot stores a snapshot once enough events have passed since the
+// last one. A snapshot costs time proportional to the state; taking one
+// only after at least half as many events as the state holds keeps the
+// cost per event constant, while replay after a restart stays bounded by
+// half the state's size in events.
+func (a *actor) maybeSnapshot() {
+	due := uint64(a.reg.cfg.SnapshotEvery)
+	if n := uint64(a.state.Size() / 2); n > due {
+		due = n
+	}
+	if a.seq-a.snapSeq >= due {
+		a.snapshot()
+	}
 }
 
 func (a *actor) append() error {

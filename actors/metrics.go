@@ -15,6 +15,12 @@ type Metrics struct {
 	Subscribers   prometheus.Gauge
 	Dropped       prometheus.Counter // subscribers dropped for falling behind
 	Passivations  prometheus.Counter
+	// FollowedEvents counts journal entries another writer (another slotd
+	// instance) appended that an actor applied and published.
+	FollowedEvents prometheus.Counter
+	// Conflicts counts conditional appends refused because another writer
+	// appended first.
+	Conflicts prometheus.Counter
 }
 
 // NewMetrics creates the instruments and registers them with reg (nil: not
@@ -35,10 +41,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Subscribers:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "slotd_subscribers", Help: "Live availability and feed subscriptions."}),
 		Dropped:      prometheus.NewCounter(prometheus.CounterOpts{Name: "slotd_subscribers_dropped_total", Help: "Subscriptions ended because their reader fell behind."}),
 		Passivations: prometheus.NewCounter(prometheus.CounterOpts{Name: "slotd_passivations_total", Help: "Idle tenant actors stopped to bound memory."}),
+		FollowedEvents: prometheus.NewCounter(prometheus.CounterOpts{Name: "slotd_followed_events_total",
+			Help: "Journal entries appended by another writer (another slotd instance) that live actors caught up on."}),
+		Conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "slotd_append_conflicts_total",
+			Help: "Journal appends refused because another writer appended first; the actor caught up and decided again."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Commands, m.Bookings, m.BatchSize, m.MailboxDepth, m.CommitSeconds, m.LiveActors,
-			m.Restarts, m.Subscribers, m.Dropped, m.Passivations)
+			m.Restarts, m.Subscribers, m.Dropped, m.Passivations, m.FollowedEvents, m.Conflicts)
 	}
 	return m
 }

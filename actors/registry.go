@@ -5,6 +5,14 @@
 // availability changes to its subscribers, each through a bounded queue it
 // never waits on. A registry bounded by an LRU passivates idle tenants and
 // reactivates them from snapshot + journal on demand.
+//
+// Several registries (several slotd instances) may serve one tenant from
+// one store. The store's conditional append keeps them from both
+// committing: the loser catches up with the journal and decides again. To
+// keep subscribers on every instance current, a live actor also follows
+// the journal: Notify (driven by the store's notifications, such as
+// PostgreSQL LISTEN) and Poll (a periodic fallback for a lost or absent
+// notification) wake it to read and publish what others appended.
 package actors
 
 import (
@@ -29,6 +37,8 @@ type Store interface {
 	Append(ctx context.Context, tenant string, expectedSeq uint64, events [][]byte) (uint64, error)
 	Load(ctx context.Context, tenant string) (persistence.Snapshot, []persistence.Entry, error)
 	SaveSnapshot(ctx context.Context, tenant string, snap persistence.Snapshot) error
+	// ReadFrom is read to follow entries other writers appended.
+	ReadFrom(ctx context.Context, tenant string, after uint64, limit int) ([]persistence.Entry, error)
 }
 
 // Config holds a registry's dependencies and limits. Zero limits take the
@@ -175,6 +185,53 @@ func (r *Registry) trimLocked(keep string) {
 		r.cfg.Metrics.LiveActors.Dec()
 		r.cfg.Metrics.Passivations.Inc()
 		a.stop()
+	}
+}
+
+// Notify tells the registry that another writer may have appended to
+// tenant's journal; "" means any tenant (after a notification connection
+// was re-established, or on a poll). A live actor of the tenant then reads
+// the new entries, applies them and publishes them to its subscribers; a
+// tenant without a live actor loads them when it is next activated.
+//
+// Notify never waits for an actor: the wake-up is a flag the actor checks
+// between batches, and wake-ups arriving while one is pending coalesce
+// into it. It is safe to call from any goroutine, such as a store's
+// notification listener.
+func (r *Registry) Notify(tenant string) {
+	r.mu.Lock()
+	var targets []*actor
+	if tenant == "" {
+		targets = r.live.Values()
+	} else if a, ok := r.live.Peek(tenant); ok { // Peek: a notification is not a use
+		targets = []*actor{a}
+	}
+	r.mu.Unlock()
+	for _, a := range targets {
+		a.notify()
+	}
+}
+
+// Poll calls Notify("") every interval, on the registry's clock, until ctx
+// is done: the fallback that bounds how long a lost notification delays an
+// update, and the only way updates cross instances when the store sends no
+// notifications (CockroachDB, PostgreSQL with notifications off). Each
+// poll costs one journal read per live tenant. An interval <= 0 disables
+// polling: Poll only waits for ctx, so that it can stay one run group.
+func (r *Registry) Poll(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	for {
+		c, stop := r.cfg.Clock.NewTimer(interval)
+		select {
+		case <-c:
+			r.Notify("")
+		case <-ctx.Done():
+			stop()
+			return nil
+		}
 	}
 }
 
