@@ -1,6 +1,7 @@
-// Package memstore is an in-memory persistence.Store for tests: actor and
-// gateway tests run against it instead of a mock, so they exercise the real
-// conditional-append contract (it passes persistence/storetest) without disk
+// Package memstore is an in-memory persistence.Store and
+// persistence.RecordStore for tests: actor and gateway tests run against it
+// instead of a mock, so they exercise the real conditional-append and record
+// compare-and-swap contracts (it passes persistence/storetest) without disk
 // or a database. Nothing survives the process; do not use it in production.
 //
 // The Fail* fields are test hooks that inject errors, for example a failing
@@ -39,6 +40,7 @@ type Store struct {
 	closed  bool
 	tenants map[string]*tenantData
 	dir     map[string]map[string][]byte // kind → key → value
+	records map[recordID]storedRecord
 }
 
 type tenantData struct {
@@ -53,6 +55,7 @@ func New() *Store {
 	return &Store{
 		tenants: make(map[string]*tenantData),
 		dir:     make(map[string]map[string][]byte),
+		records: make(map[recordID]storedRecord),
 	}
 }
 
