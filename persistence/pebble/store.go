@@ -1,13 +1,16 @@
-// Package pebble is slotd's embedded persistence.Store on CockroachDB's
-// Pebble, so a single slotd binary runs with nothing but a data directory.
+// Package pebble is slotd's embedded persistence.Store and
+// persistence.RecordStore on CockroachDB's Pebble, so a single slotd binary
+// runs with nothing but a data directory.
 //
-// Every write commits with pebble.Sync: a successful Append, SaveSnapshot or
-// directory write is in the fsynced WAL before it returns. Appends for one
-// tenant are serialized in-process (a Pebble directory is locked to one
-// process, so that plus the stored head is the whole conditional append);
-// appends for different tenants run in parallel, and Pebble's commit pipeline
-// folds their concurrent syncs into shared fsyncs. That is slotd's group
-// commit across tenants, on top of the actor's batching within a tenant.
+// Every write commits with pebble.Sync: a successful Append, SaveSnapshot,
+// directory or record write is in the fsynced WAL before it returns.
+// Appends for one tenant are serialized in-process (a Pebble directory is
+// locked to one process, so that plus the stored head is the whole
+// conditional append); appends for different tenants run in parallel, and
+// Pebble's commit pipeline folds their concurrent syncs into shared fsyncs.
+// That is slotd's group commit across tenants, on top of the actor's
+// batching within a tenant. Record writes of one tenant are serialized the
+// same way, by a lock of their own (records.go).
 //
 // The key layout is described in keys.go.
 package pebble
@@ -41,8 +44,8 @@ type Options struct {
 	FS vfs.FS
 }
 
-// Store is a persistence.Store on a Pebble database. It is safe for
-// concurrent use.
+// Store is a persistence.Store and persistence.RecordStore on a Pebble
+// database. It is safe for concurrent use.
 type Store struct {
 	db  *pebbledb.DB
 	log *slog.Logger
@@ -69,9 +72,18 @@ type tenantState struct {
 	// snapLock serializes SaveSnapshot, so "older than stored is ignored"
 	// is a compare-and-set.
 	snapLock chan struct{}
+
+	// recordLock serializes the tenant's record writes, so that a
+	// PutRecord or DeleteRecord reads the stored version and writes with
+	// nothing in between, and DeleteTenantRecords is atomic with respect
+	// to them.
+	recordLock chan struct{}
 }
 
-var _ persistence.Store = (*Store)(nil)
+var (
+	_ persistence.Store       = (*Store)(nil)
+	_ persistence.RecordStore = (*Store)(nil)
+)
 
 // Open opens or creates the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
@@ -168,6 +180,7 @@ func (s *Store) tenant(tenant string) *tenantState {
 		ts = &tenantState{
 			appendLock: make(chan struct{}, 1),
 			snapLock:   make(chan struct{}, 1),
+			recordLock: make(chan struct{}, 1),
 		}
 		s.tenants[tenant] = ts
 	}

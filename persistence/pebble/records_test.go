@@ -1,0 +1,163 @@
+package pebble_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/slotd/slotd/persistence"
+	"github.com/slotd/slotd/persistence/pebble"
+	"github.com/slotd/slotd/persistence/storetest"
+)
+
+func TestRecords(t *testing.T) {
+	var dirs sync.Map // *pebble.Store → its directory
+	openIn := func(t *testing.T, dir string) persistence.RecordStore {
+		t.Helper()
+		s, err := pebble.Open(dir, pebble.Options{})
+		if err != nil {
+			t.Fatalf("Open(%s) = %v", dir, err)
+		}
+		dirs.Store(s, dir)
+		return s
+	}
+	storetest.RunRecordsOpener(t, storetest.RecordOpener{
+		Open: func(t *testing.T) persistence.RecordStore {
+			return openIn(t, t.TempDir())
+		},
+		Reopen: func(t *testing.T, old persistence.RecordStore) persistence.RecordStore {
+			dir, ok := dirs.Load(old)
+			if !ok {
+				t.Fatalf("Reopen: unknown store %p", old)
+			}
+			return openIn(t, dir.(string))
+		},
+	})
+}
+
+// TestRecordsBesideJournal: records and the journal of the same tenants
+// share one database without seeing each other, and erasing a tenant's
+// records leaves its journal alone.
+func TestRecordsBesideJournal(t *testing.T) {
+	s := MustOpen(t, t.TempDir())
+	ctx := t.Context()
+	for _, tenant := range []string{"a", "ab", "a-b"} {
+		if _, err := s.Append(ctx, tenant, 0, [][]byte{[]byte(tenant + "/event")}); err != nil {
+			t.Fatalf("Append(%s) = %v", tenant, err)
+		}
+		if err := s.PutDirectory(ctx, "tenant", tenant, []byte("dir")); err != nil {
+			t.Fatalf("PutDirectory(tenant, %s) = %v", tenant, err)
+		}
+		if _, err := s.PutRecord(ctx, tenant, "account", "owner", []byte(tenant+"/record"), 0); err != nil {
+			t.Fatalf("PutRecord(%s) = %v", tenant, err)
+		}
+	}
+	if err := s.DeleteTenantRecords(ctx, "a", ""); err != nil {
+		t.Fatalf("DeleteTenantRecords(a) = %v", err)
+	}
+	for _, tenant := range []string{"a", "ab", "a-b"} {
+		snap, entries, err := s.Load(ctx, tenant)
+		if err != nil || snap.Seq != 0 || len(entries) != 1 || string(entries[0].Data) != tenant+"/event" {
+			t.Errorf("Load(%s) = {%d}, %v, %v; want its one event", tenant, snap.Seq, entries, err)
+		}
+		r, err := s.GetRecord(ctx, tenant, "account", "owner")
+		if tenant == "a" {
+			if err == nil {
+				t.Errorf("GetRecord(a) after erasure = %q, want ErrNotFound", r.Value)
+			}
+			continue
+		}
+		if err != nil || string(r.Value) != tenant+"/record" {
+			t.Errorf("GetRecord(%s) = %q, %v; want %q", tenant, r.Value, err, tenant+"/record")
+		}
+	}
+	keys, err := s.ListDirectory(ctx, "tenant")
+	if err != nil || len(keys) != 3 {
+		t.Errorf("ListDirectory(tenant) = %q, %v; want 3 keys", keys, err)
+	}
+}
+
+// TestRecordsPowerLoss: a record write acknowledged before the machine
+// loses power survives it (the clone of a crashable in-memory file system
+// keeps only what was synced), with its value and version together.
+func TestRecordsPowerLoss(t *testing.T) {
+	for _, unsynced := range []int{0, 50, 100} {
+		t.Run(fmt.Sprintf("unsynced=%d%%", unsynced), func(t *testing.T) {
+			fs := vfs.NewCrashableMem()
+			s, err := pebble.Open("/db", pebble.Options{FS: fs})
+			if err != nil {
+				t.Fatalf("Open = %v", err)
+			}
+			value := func(tenant string, v uint64) []byte { return fmt.Appendf(nil, "%s@%d", tenant, v) }
+			var mu sync.Mutex // guards acked
+			acked := make(map[string]uint64)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for _, tenant := range crashTenants() {
+				wg.Go(func() {
+					var v uint64
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						got, err := s.PutRecord(t.Context(), tenant, "counter", "n", value(tenant, v+1), v)
+						if err != nil || got != v+1 {
+							t.Errorf("PutRecord(%s, counter, n, %d) = %d, %v; want %d, nil", tenant, v, got, err, v+1)
+							return
+						}
+						v = got
+						mu.Lock()
+						acked[tenant] = v
+						mu.Unlock()
+					}
+				})
+			}
+			var atCrash map[string]uint64
+			checkFor(t, 30*time.Second, time.Millisecond, func() error {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, tenant := range crashTenants() {
+					if acked[tenant] < 20 {
+						return fmt.Errorf("%s has %d acks", tenant, acked[tenant])
+					}
+				}
+				atCrash = make(map[string]uint64, len(acked))
+				for k, v := range acked {
+					atCrash[k] = v
+				}
+				return nil
+			})
+			crashed := fs.CrashClone(vfs.CrashCloneCfg{
+				UnsyncedDataPercent: unsynced,
+				RNG:                 rand.New(rand.NewPCG(uint64(unsynced), 2)),
+			})
+			close(stop)
+			wg.Wait()
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close = %v", err)
+			}
+
+			r, err := pebble.Open("/db", pebble.Options{FS: crashed})
+			if err != nil {
+				t.Fatalf("Open after power loss = %v", err)
+			}
+			defer r.Close()
+			for _, tenant := range crashTenants() {
+				rec, err := r.GetRecord(t.Context(), tenant, "counter", "n")
+				if err != nil || rec.Version < atCrash[tenant] || string(rec.Value) != string(value(tenant, rec.Version)) {
+					t.Fatalf("GetRecord(%s) after power loss = %q v%d, %v; want version >= %d (acknowledged) with its own value",
+						tenant, rec.Value, rec.Version, err, atCrash[tenant])
+				}
+				if got, err := r.PutRecord(t.Context(), tenant, "counter", "n", value(tenant, rec.Version+1), rec.Version); err != nil || got != rec.Version+1 {
+					t.Fatalf("PutRecord(%s, %d) after power loss = %d, %v; want %d, nil", tenant, rec.Version, got, err, rec.Version+1)
+				}
+			}
+		})
+	}
+}
