@@ -8,16 +8,25 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/slotd/slotd/engine"
 	"github.com/slotd/slotd/persistence"
 )
 
-// TenantRecord is the directory entry of a tenant.
+// TenantRecord is the directory entry of a tenant. It is global lookup
+// data, stored outside the tenant's home region (see persistence/regional),
+// so it holds no personal data: the tenant id, its booking link, its home
+// region and when it was created.
 type TenantRecord struct {
-	ID        string    `json:"id"`
-	Link      string    `json:"link"`
+	ID   string `json:"id"`
+	Link string `json:"link"`
+	// Region is the tenant's home region, fixed at creation: the one
+	// database its data lives in. Empty when the server has no regions
+	// configured (Config.Regions nil).
+	Region    string    `json:"region,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -26,6 +35,20 @@ const (
 	KindTenant = "tenant"
 	KindLink   = "link"
 )
+
+// Regions places tenants in their home regions for data residency
+// (*regional.Store). The gateway asks it for a new tenant's region and
+// records the choice before the tenant's first write.
+type Regions interface {
+	// Regions lists the configured region names.
+	Regions() []string
+	// DefaultRegion is the home region of a tenant created without one.
+	DefaultRegion() string
+	// Place records tenant's home region durably. Placing a tenant again
+	// in the same region is not an error; in another region it is an error
+	// wrapping persistence.ErrConflict.
+	Place(ctx context.Context, tenant, region string) error
+}
 
 // decodeBody reads one JSON object into v, refusing unknown fields,
 // trailing data and bodies over the limit.
@@ -97,15 +120,30 @@ func (s *Server) tenantByLink(ctx context.Context, link string) (string, error) 
 
 // CreateTenantRequest is the body of POST /v1/tenants.
 type CreateTenantRequest struct {
-	ID     string              `json:"id"`
+	ID string `json:"id"`
+	// Region is the tenant's home region; empty means the default region.
+	Region string              `json:"region,omitempty"`
 	Config engine.TenantConfig `json:"config"`
 }
 
-// CreateTenant registers a tenant with a fresh booking link and applies its
-// configuration. The configuration is validated before anything is stored.
+// CreateTenant registers a tenant in the default region: see
+// CreateTenantIn.
 func (s *Server) CreateTenant(ctx context.Context, id string, cfg engine.TenantConfig) (TenantRecord, error) {
+	return s.CreateTenantIn(ctx, id, "", cfg)
+}
+
+// CreateTenantIn registers a tenant with a fresh booking link and home
+// region (region, or the default one if empty) and applies its
+// configuration. The configuration and the region are validated before
+// anything is stored. The home region is recorded before the tenant's
+// first write and never changes.
+func (s *Server) CreateTenantIn(ctx context.Context, id, region string, cfg engine.TenantConfig) (TenantRecord, error) {
 	if !persistence.ValidTenant(id) {
 		return TenantRecord{}, engine.Errorf(engine.CodeInvalid, "tenant id %q: 1–63 lowercase letters, digits or '-'", id)
+	}
+	region, err := s.homeRegion(region)
+	if err != nil {
+		return TenantRecord{}, err
 	}
 	if _, err := engine.Decide(engine.NewState(id), engine.Configure{Config: cfg}, s.cfg.Now()); err != nil {
 		return TenantRecord{}, err
@@ -117,12 +155,23 @@ func (s *Server) CreateTenant(ctx context.Context, id string, cfg engine.TenantC
 	} else if ee := (*engine.Error)(nil); !errors.As(err, &ee) || ee.Code != engine.CodeNotFound {
 		return TenantRecord{}, err
 	}
-	// The configuration first, the tenant record (which makes the tenant
-	// exist) last: a create that fails midway can simply be retried.
+	// The home region first (every write of the tenant goes there), the
+	// configuration next, the tenant record (which makes the tenant exist)
+	// last: a create that fails midway can simply be retried, in the same
+	// region.
+	if s.cfg.Regions != nil {
+		err := s.cfg.Regions.Place(ctx, id, region)
+		if errors.Is(err, persistence.ErrConflict) {
+			return TenantRecord{}, engine.Errorf(engine.CodeConflict, "tenant %q was already placed in another region by an earlier create; retry with that region", id)
+		}
+		if err != nil {
+			return TenantRecord{}, fmt.Errorf("place tenant: %w", err)
+		}
+	}
 	if _, err := s.cfg.Tenants.Do(ctx, id, engine.Configure{Config: cfg}); err != nil {
 		return TenantRecord{}, err
 	}
-	rec := TenantRecord{ID: id, Link: NewID("")[:26], CreatedAt: s.cfg.Now().UTC()}
+	rec := TenantRecord{ID: id, Link: NewID("")[:26], Region: region, CreatedAt: s.cfg.Now().UTC()}
 	b, _ := json.Marshal(rec)
 	if err := s.cfg.Directory.PutDirectory(ctx, KindLink, rec.Link, []byte(id)); err != nil {
 		return TenantRecord{}, fmt.Errorf("store link: %w", err)
@@ -131,6 +180,25 @@ func (s *Server) CreateTenant(ctx context.Context, id string, cfg engine.TenantC
 		return TenantRecord{}, fmt.Errorf("store tenant: %w", err)
 	}
 	return rec, nil
+}
+
+// homeRegion resolves the region a new tenant asked for: the default
+// region when empty, an invalid request when not configured.
+func (s *Server) homeRegion(region string) (string, error) {
+	if s.cfg.Regions == nil {
+		if region != "" {
+			return "", engine.Errorf(engine.CodeInvalid, "region %q: this server has no regions configured", region)
+		}
+		return "", nil
+	}
+	if region == "" {
+		return s.cfg.Regions.DefaultRegion(), nil
+	}
+	names := s.cfg.Regions.Regions()
+	if !slices.Contains(names, region) {
+		return "", engine.Errorf(engine.CodeInvalid, "unknown region %q: want one of %s", region, strings.Join(names, ", "))
+	}
+	return region, nil
 }
 
 // TenantView is what GET /v1/tenants/{tenant} returns.
@@ -149,7 +217,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.reqCtx(r)
 	defer cancel()
-	rec, err := s.CreateTenant(ctx, req.ID, req.Config)
+	rec, err := s.CreateTenantIn(ctx, req.ID, req.Region, req.Config)
 	if err != nil {
 		s.writeError(w, err)
 		return

@@ -57,6 +57,11 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	Now   func() time.Time
 
+	// Regions places new tenants in their home regions (data residency);
+	// nil: no regions, one store serves every tenant, and a create that
+	// names a region is refused.
+	Regions Regions
+
 	// OriginPatterns allowed for WebSocket handshakes from browsers, besides
 	// the server's own host (path.Match patterns on host[:port]).
 	OriginPatterns []string
