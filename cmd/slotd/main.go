@@ -1,14 +1,11 @@
 // Command slotd runs the scheduling engine: HTTP + WebSocket gateway,
-// tenant actors, and the embedded store.
+// tenant actors, and a store: the embedded one (Pebble, in a data
+// directory) or PostgreSQL, which several slotd instances can share.
+// "slotd migrate" creates or upgrades the PostgreSQL schema.
 //
-//	browsers, apps ──► gateway (HTTP, WebSocket) ──► actors.Registry ──► persistence/pebble
-//	                        ▲                          │ tenant actor: mailbox → engine.Apply →
-//	                        └──── availability deltas ─┘ group commit (fsync) → ack → publish
-//
-// Each long-lived part is one oklog/run group: the HTTP server, the actor
-// registry and the signal handler. Stopping any of them stops all: the
-// gateway closes WebSockets with "going away", the actors finish their
-// mailboxes and snapshot, and the store is closed last.
+// run.go wires the parts together (its comment draws them); each
+// long-lived part is one oklog/run group, and stopping any of them stops
+// all.
 package main
 
 import (

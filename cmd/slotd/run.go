@@ -1,3 +1,24 @@
+// run wires slotd together: one store, the actor registry, the gateway,
+// and one oklog/run group per long-lived part.
+//
+//	browsers, apps ──► gateway (HTTP, WebSocket) ──► actors.Registry ──► store
+//	                        ▲                          │ tenant actor: mailbox → engine.Apply →
+//	                        └──── availability deltas ─┤ group commit → ack → publish
+//	                                                   │
+//	             registry.Notify(tenant) ◄── follow ◄──┤ store: persistence/pebble (-data), or
+//	             registry.Notify("")     ◄── poll      │ persistence/postgres (-database-url):
+//	                 (other instances' appends:        │ LISTEN slotd_journal, ReadFrom the tail
+//	                  the actor reads the tail,        │
+//	                  publishes it)                    ▼
+//
+// Run groups: serve (HTTP), registry (actors), follow (PostgreSQL LISTEN,
+// when the store has it), poll (every -follow-poll, with a database) and
+// the signal handler. Stopping any of them stops all: the gateway closes
+// WebSockets with "going away", the actors finish their mailboxes and
+// snapshot, and the store is closed last.
+//
+// "slotd migrate" is the one subcommand (migrate.go).
+
 package main
 
 import (
@@ -7,7 +28,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/slotd/slotd/internal/demo"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	oklogrun "github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,7 +47,10 @@ import (
 
 	"github.com/slotd/slotd/actors"
 	"github.com/slotd/slotd/gateway"
+	"github.com/slotd/slotd/internal/demo"
+	"github.com/slotd/slotd/persistence"
 	"github.com/slotd/slotd/persistence/pebble"
+	"github.com/slotd/slotd/persistence/postgres"
 )
 
 // options are slotd's settings: each flag defaults to its SLOTD_*
@@ -42,6 +66,10 @@ type options struct {
 	logFormat   string
 	demo        bool
 	snapshotEvy int
+
+	databaseURL string        // PostgreSQL instead of the embedded store
+	notify      bool          // PostgreSQL notifications between instances
+	followPoll  time.Duration // re-read live tenants' journals this often; 0: never
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -57,6 +85,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		}
 		return def
 	}
+	envDuration := func(k string, def time.Duration) time.Duration {
+		if v, err := time.ParseDuration(getenv(k)); err == nil {
+			return v
+		}
+		return def
+	}
 	defAddr := ":8080"
 	if p := getenv("PORT"); p != "" {
 		defAddr = ":" + p
@@ -64,8 +98,17 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	var o options
 	fs := flag.NewFlagSet("slotd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage:
+  slotd [flags]          serve (embedded store in -data, or PostgreSQL with -database-url)
+  slotd migrate [flags]  create or upgrade the PostgreSQL schema, then exit (slotd migrate -h)
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.addr, "addr", env("SLOTD_ADDR", defAddr), "listen address (env SLOTD_ADDR; PORT sets :PORT)")
-	fs.StringVar(&o.dataDir, "data", env("SLOTD_DATA_DIR", "./data"), "data directory of the embedded store (env SLOTD_DATA_DIR)")
+	fs.StringVar(&o.dataDir, "data", env("SLOTD_DATA_DIR", "./data"), "data directory: the embedded store, and the generated admin token (env SLOTD_DATA_DIR)")
 	fs.StringVar(&o.adminToken, "admin-token", env("SLOTD_ADMIN_TOKEN", ""), "operator token; empty: generated once and kept in <data>/admin-token (env SLOTD_ADMIN_TOKEN)")
 	fs.StringVar(&o.origins, "allowed-origins", env("SLOTD_ALLOWED_ORIGINS", ""), "extra WebSocket Origin host patterns, comma-separated, e.g. app.example.com,*.example.org (env SLOTD_ALLOWED_ORIGINS)")
 	fs.StringVar(&o.publicURL, "public-url", env("SLOTD_PUBLIC_URL", ""), "base URL printed for links; default http://localhost:<port> (env SLOTD_PUBLIC_URL)")
@@ -73,13 +116,19 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.logLevel, "log-level", env("SLOTD_LOG_LEVEL", "info"), "debug, info, warn or error (env SLOTD_LOG_LEVEL)")
 	fs.StringVar(&o.logFormat, "log-format", env("SLOTD_LOG_FORMAT", "text"), "text or json (env SLOTD_LOG_FORMAT)")
 	demoDef := env("SLOTD_DEMO", "true") != "false"
-	fs.BoolVar(&o.demo, "demo", demoDef, "create a demo tenant when the data directory is empty (env SLOTD_DEMO)")
+	fs.BoolVar(&o.demo, "demo", demoDef, "create a demo tenant when the store has no tenants (env SLOTD_DEMO)")
 	fs.IntVar(&o.snapshotEvy, "snapshot-every", envInt("SLOTD_SNAPSHOT_EVERY", 1000), "journal events between tenant snapshots (env SLOTD_SNAPSHOT_EVERY)")
+	fs.StringVar(&o.databaseURL, "database-url", env("SLOTD_DATABASE_URL", ""), "PostgreSQL (or CockroachDB) URL, connecting as slotd's application role; empty: the embedded store in -data (env SLOTD_DATABASE_URL)")
+	fs.BoolVar(&o.notify, "database-notify", env("SLOTD_DATABASE_NOTIFY", "true") != "false", "with -database-url on PostgreSQL: notify other instances of appends and listen for theirs; false: rely on -follow-poll (env SLOTD_DATABASE_NOTIFY)")
+	fs.DurationVar(&o.followPoll, "follow-poll", envDuration("SLOTD_FOLLOW_POLL", 2*time.Second), "with -database-url: how often live tenants re-read their journals for other instances' appends, in case a notification was lost or none are sent; 0 disables (env SLOTD_FOLLOW_POLL)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return o, fmt.Errorf("unexpected arguments %q (the one subcommand is migrate, given first)", fs.Args())
+	}
+	if o.followPoll < 0 {
+		return o, fmt.Errorf("-follow-poll %v: want 0 (off) or more", o.followPoll)
 	}
 	return o, nil
 }
@@ -105,6 +154,9 @@ func adminToken(o options) (token string, created bool, err error) {
 	if o.adminToken != "" {
 		return o.adminToken, false, nil
 	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return "", false, fmt.Errorf("data directory: %w", err)
+	}
 	path := filepath.Join(o.dataDir, "admin-token")
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), false, nil
@@ -122,7 +174,54 @@ func adminToken(o options) (token string, created bool, err error) {
 	return token, true, nil
 }
 
+// follower is a store that hears other instances' appends (PostgreSQL
+// LISTEN/NOTIFY: postgres.Store.Follow).
+type follower interface {
+	Follow(ctx context.Context, fn func(tenant string)) error
+}
+
+// openStore opens the store the options select: PostgreSQL with
+// -database-url, else the embedded store in the data directory. where
+// describes it for the banner, without credentials.
+func openStore(ctx context.Context, o options, log *slog.Logger) (store persistence.Store, where string, err error) {
+	if o.databaseURL == "" {
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+			return nil, "", fmt.Errorf("data directory: %w", err)
+		}
+		st, err := pebble.Open(filepath.Join(o.dataDir, "store"), pebble.Options{Logger: log.With("component", "pebble")})
+		if err != nil {
+			return nil, "", fmt.Errorf("open store: %w", err)
+		}
+		return st, o.dataDir, nil
+	}
+	st, err := postgres.Open(ctx, o.databaseURL, postgres.Options{Logger: log.With("component", "postgres"), NoNotify: !o.notify})
+	switch {
+	case errors.Is(err, postgres.ErrSchemaTooOld):
+		return nil, "", fmt.Errorf("%w\nrun `slotd migrate -database-owner-url URL -app-role ROLE` (as the role owning the tables) first", err)
+	case errors.Is(err, postgres.ErrSchemaTooNew):
+		return nil, "", fmt.Errorf("%w\na newer slotd migrated this database: run that version (or newer); `slotd migrate` does not downgrade", err)
+	case errors.Is(err, postgres.ErrPrivilegedRole):
+		return nil, "", fmt.Errorf("%w\nconnect as slotd's application role (the -app-role given to `slotd migrate`), not as the tables' owner or a superuser", err)
+	case err != nil:
+		return nil, "", err
+	}
+	return st, describeDatabase(o.databaseURL), nil
+}
+
+// describeDatabase names a database URL's first host and database, never
+// its password.
+func describeDatabase(dsn string) string {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return "PostgreSQL"
+	}
+	return fmt.Sprintf("PostgreSQL %s/%s", net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), cfg.Database)
+}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "migrate" {
+		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
+	}
 	o, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -134,12 +233,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	store, err := pebble.Open(filepath.Join(o.dataDir, "store"), pebble.Options{Logger: log.With("component", "pebble")})
+	store, where, err := openStore(ctx, o, log)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	defer store.Close()
 	token, _, err := adminToken(o)
@@ -192,7 +288,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintf(stdout, "demo booking page: %s/book/%s\n", base, link)
 		}
 	}
-	fmt.Fprintf(stdout, "slotd listening on %s (data in %s)\n", base, o.dataDir)
+	fmt.Fprintf(stdout, "slotd listening on %s (data in %s)\n", base, where)
 	fmt.Fprintf(stdout, "operator token: %s (from %s)\n", token, tokenSource(o))
 
 	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
@@ -215,6 +311,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		rctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return registry.Run(rctx) }, func(error) { cancel() })
 	}
+	if o.databaseURL != "" {
+		addFollowers(&g, o, store, registry, log)
+	}
 	g.Add(oklogrun.SignalHandler(ctx, os.Interrupt, syscall.SIGTERM))
 	err = g.Run()
 	// A pointer target: SignalError's As method claims a match for a value
@@ -228,6 +327,42 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	return err
+}
+
+// addFollowers adds the run groups that keep live tenants current with
+// other instances' appends to a shared database: follow wakes a tenant's
+// actor on each PostgreSQL notification (and every live actor after each
+// (re)connection), poll wakes every live actor every -follow-poll, in case
+// a notification was lost or none are sent (CockroachDB, -database-notify
+// false). An actor woken reads the journal tail and publishes it.
+func addFollowers(g *oklogrun.Group, o options, store persistence.Store, registry *actors.Registry, log *slog.Logger) {
+	f, ok := store.(follower)
+	if ok && o.notify {
+		fctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			err := f.Follow(fctx, registry.Notify)
+			if errors.Is(err, postgres.ErrFollowUnsupported) {
+				if o.followPoll == 0 {
+					log.Warn("the database sends no notifications and -follow-poll is 0: changes made through other slotd instances reach this one's subscribers only when their tenant is next written here")
+				} else {
+					log.Info("the database sends no notifications; other instances' changes arrive by polling", "follow_poll", o.followPoll)
+				}
+				<-fctx.Done()
+				return nil
+			}
+			if fctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("follow: %w", err)
+		}, func(error) { cancel() })
+	}
+	if o.followPoll == 0 && !(ok && o.notify) {
+		log.Warn("-follow-poll 0 without notifications: changes made through other slotd instances reach this one's subscribers only when their tenant is next written here")
+	}
+	if o.followPoll > 0 {
+		pctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return registry.Poll(pctx, o.followPoll) }, func(error) { cancel() })
+	}
 }
 
 func tokenSource(o options) string {
