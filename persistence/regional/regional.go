@@ -372,6 +372,74 @@ func (s *Store) ListDirectory(ctx context.Context, kind string) ([]string, error
 	return d.ListDirectory(ctx, kind)
 }
 
+// ErrNoRecords is returned by the record methods for a tenant whose home
+// region's store does not implement persistence.RecordStore.
+var ErrNoRecords = errors.New("regional: the home region's store keeps no records")
+
+var _ persistence.RecordStore = (*Store)(nil)
+
+// records returns the record store of tenant's home region, failing closed
+// like route.
+func (s *Store) records(ctx context.Context, tenant string) (persistence.RecordStore, error) {
+	st, err := s.route(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	rs, ok := st.(persistence.RecordStore)
+	if !ok {
+		return nil, fmt.Errorf("tenant %q: %w", tenant, ErrNoRecords)
+	}
+	return rs, nil
+}
+
+// GetRecord implements persistence.RecordStore in the tenant's home region.
+func (s *Store) GetRecord(ctx context.Context, tenant, kind, key string) (persistence.Record, error) {
+	rs, err := s.records(ctx, tenant)
+	if err != nil {
+		return persistence.Record{}, fmt.Errorf("get record: %w", err)
+	}
+	return rs.GetRecord(ctx, tenant, kind, key)
+}
+
+// PutRecord implements persistence.RecordStore in the tenant's home region.
+func (s *Store) PutRecord(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error) {
+	rs, err := s.records(ctx, tenant)
+	if err != nil {
+		return 0, fmt.Errorf("put record: %w", err)
+	}
+	return rs.PutRecord(ctx, tenant, kind, key, value, expectVersion)
+}
+
+// DeleteRecord implements persistence.RecordStore in the tenant's home
+// region.
+func (s *Store) DeleteRecord(ctx context.Context, tenant, kind, key string, expectVersion uint64) error {
+	rs, err := s.records(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("delete record: %w", err)
+	}
+	return rs.DeleteRecord(ctx, tenant, kind, key, expectVersion)
+}
+
+// ListRecords implements persistence.RecordStore in the tenant's home
+// region.
+func (s *Store) ListRecords(ctx context.Context, tenant, kind, prefix, after string, limit int) ([]persistence.Record, error) {
+	rs, err := s.records(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
+	return rs.ListRecords(ctx, tenant, kind, prefix, after, limit)
+}
+
+// DeleteTenantRecords implements persistence.RecordStore in the tenant's
+// home region.
+func (s *Store) DeleteTenantRecords(ctx context.Context, tenant, kind string) error {
+	rs, err := s.records(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("delete tenant records: %w", err)
+	}
+	return rs.DeleteTenantRecords(ctx, tenant, kind)
+}
+
 // follower is a store that can wake followers of its appends
 // (*postgres.Store).
 type follower interface {

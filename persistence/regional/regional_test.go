@@ -45,6 +45,23 @@ func TestConformanceMemstore(t *testing.T) {
 	})
 }
 
+// TestRecordsMemstore runs the records suite over two in-memory regions.
+func TestRecordsMemstore(t *testing.T) {
+	storetest.RunRecords(t, func(t *testing.T) persistence.RecordStore {
+		us, eu := memstore.New(), memstore.New()
+		s, err := regional.New(regional.Config{
+			Regions:   map[string]persistence.Store{"us": us, "eu": eu},
+			Default:   "us",
+			Directory: us,
+			Lookup:    hashHome("us", "eu"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 // regions is a regional store over two memstores, us (with the directory)
 // and eu, with slotd's own lookup: the home region recorded in the
 // directory.
@@ -94,6 +111,9 @@ func TestRoutesToHomeRegion(t *testing.T) {
 		if err := r.SaveSnapshot(ctx, tenant, persistence.Snapshot{Seq: 1, Data: []byte(tenant + "-snap")}); err != nil {
 			t.Fatalf("SaveSnapshot(%s) = %v", tenant, err)
 		}
+		if _, err := r.PutRecord(ctx, tenant, "audit", "1", []byte(tenant+"-audit"), 0); err != nil {
+			t.Fatalf("PutRecord(%s) = %v", tenant, err)
+		}
 	}
 	for _, tt := range []struct {
 		tenant      string
@@ -115,6 +135,12 @@ func TestRoutesToHomeRegion(t *testing.T) {
 		snap, tail, err = r.Load(t.Context(), tt.tenant)
 		if err != nil || snap.Seq != 1 || string(snap.Data) != tt.tenant+"-snap" || len(tail) != 1 {
 			t.Errorf("Load(%s) = snapshot {%d %q}, %d entries, %v; want the home region's", tt.tenant, snap.Seq, snap.Data, len(tail), err)
+		}
+		if _, err := tt.other.GetRecord(t.Context(), tt.tenant, "audit", "1"); !errors.Is(err, persistence.ErrNotFound) {
+			t.Errorf("%s: other region GetRecord = %v, want ErrNotFound", tt.tenant, err)
+		}
+		if rec, err := tt.home.GetRecord(t.Context(), tt.tenant, "audit", "1"); err != nil || string(rec.Value) != tt.tenant+"-audit" {
+			t.Errorf("%s: home region GetRecord = %q, %v; want its record", tt.tenant, rec.Value, err)
 		}
 		if tail, err := r.ReadFrom(t.Context(), tt.tenant, 1, 0); err != nil || len(tail) != 1 || string(tail[0].Data) != tt.tenant+"-2" {
 			t.Errorf("ReadFrom(%s, 1) = %v, %v; want its second entry", tt.tenant, tail, err)
@@ -173,6 +199,14 @@ func TestFailsClosed(t *testing.T) {
 				"SaveSnapshot": func() error {
 					return tt.s.SaveSnapshot(ctx, tt.tenant, persistence.Snapshot{})
 				},
+				"PutRecord": func() error {
+					_, err := tt.s.(persistence.RecordStore).PutRecord(ctx, tt.tenant, "audit", "1", []byte("x"), 0)
+					return err
+				},
+				"ListRecords": func() error {
+					_, err := tt.s.(persistence.RecordStore).ListRecords(ctx, tt.tenant, "audit", "", "", 0)
+					return err
+				},
 			}
 			for name, call := range calls {
 				if err := call(); !errors.Is(err, tt.want) {
@@ -185,6 +219,9 @@ func TestFailsClosed(t *testing.T) {
 		for _, tenant := range []string{"nowhere", "sydney"} {
 			if got := journal(t, st, tenant); len(got) != 0 {
 				t.Errorf("a region holds %d entries of %s, want none", len(got), tenant)
+			}
+			if recs, err := st.ListRecords(t.Context(), tenant, "audit", "", "", 0); err != nil || len(recs) != 0 {
+				t.Errorf("a region holds records %v of %s (%v), want none", recs, tenant, err)
 			}
 		}
 	}
