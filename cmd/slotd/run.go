@@ -70,6 +70,9 @@ type options struct {
 	databaseURL string        // PostgreSQL instead of the embedded store
 	notify      bool          // PostgreSQL notifications between instances
 	followPoll  time.Duration // re-read live tenants' journals this often; 0: never
+
+	regions       string // SLOTD_REGIONS: name=DSN,… (regions.go); excludes databaseURL
+	defaultRegion string // home region of tenants created without one; default the first listed
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -121,7 +124,12 @@ Flags:
 	fs.StringVar(&o.databaseURL, "database-url", env("SLOTD_DATABASE_URL", ""), "PostgreSQL (or CockroachDB) URL, connecting as slotd's application role; empty: the embedded store in -data (env SLOTD_DATABASE_URL)")
 	fs.BoolVar(&o.notify, "database-notify", env("SLOTD_DATABASE_NOTIFY", "true") != "false", "with -database-url on PostgreSQL: notify other instances of appends and listen for theirs; false: rely on -follow-poll (env SLOTD_DATABASE_NOTIFY)")
 	fs.DurationVar(&o.followPoll, "follow-poll", envDuration("SLOTD_FOLLOW_POLL", 2*time.Second), "with -database-url: how often live tenants re-read their journals for other instances' appends, in case a notification was lost or none are sent; 0 disables (env SLOTD_FOLLOW_POLL)")
+	fs.StringVar(&o.regions, "regions", env("SLOTD_REGIONS", ""), "data residency: one PostgreSQL database per region, name=URL,… (us=postgres://…,eu=postgres://…); each tenant's data goes to its home region's database only; instead of -database-url (env SLOTD_REGIONS)")
+	fs.StringVar(&o.defaultRegion, "default-region", env("SLOTD_DEFAULT_REGION", ""), "with -regions: home region of tenants created without one, and where the directory lives; default the first region listed (env SLOTD_DEFAULT_REGION)")
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if err := checkStoreFlags(o); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
@@ -184,6 +192,9 @@ type follower interface {
 // -database-url, else the embedded store in the data directory. where
 // describes it for the banner, without credentials.
 func openStore(ctx context.Context, o options, log *slog.Logger) (store persistence.Store, where string, err error) {
+	if o.regions != "" {
+		return openRegions(ctx, o, log)
+	}
 	if o.databaseURL == "" {
 		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 			return nil, "", fmt.Errorf("data directory: %w", err)
@@ -254,7 +265,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	gw := gateway.New(gateway.Config{
-		Tenants: registry, Directory: store, Auth: gateway.NewOperatorToken(token),
+		Tenants: registry, Directory: store, Regions: tenantRegions(store), Auth: gateway.NewOperatorToken(token),
 		Logger: log.With("component", "gateway"), Metrics: gateway.NewMetrics(reg),
 		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready: func(ctx context.Context) error {
@@ -311,7 +322,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		rctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return registry.Run(rctx) }, func(error) { cancel() })
 	}
-	if o.databaseURL != "" {
+	if o.databaseURL != "" || o.regions != "" {
 		addFollowers(&g, o, store, registry, log)
 	}
 	g.Add(oklogrun.SignalHandler(ctx, os.Interrupt, syscall.SIGTERM))
