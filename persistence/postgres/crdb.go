@@ -52,7 +52,7 @@ var (
 )
 
 // tenantTables are the tables whose rows belong to one tenant.
-var tenantTables = []string{"heads", "journal", "snapshots", "resources", "bookings"}
+var tenantTables = []string{"heads", "journal", "snapshots", "resources", "bookings", "records"}
 
 // statements renders the multi-region DDL for database. Every statement is
 // idempotent, so Migrate runs them on every call.

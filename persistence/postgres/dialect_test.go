@@ -103,6 +103,10 @@ func TestPlanSelectsDialect(t *testing.T) {
 		"deleteResourcesSQL": deleteResourcesSQL, "upsertResourcesSQL": upsertResourcesSQL, "seatsSQL": seatsSQL,
 		"upsertBookingSQL": upsertBookingSQL, "cancelBookingSQL": cancelBookingSQL,
 		"resourceBookingsSQL": resourceBookingsSQL, "reseatSQL": reseatSQL, "schemaMigrationsDDL": schemaMigrationsDDL,
+		"getRecordSQL": getRecordSQL, "createRecordSQL": createRecordSQL, "replaceRecordSQL": replaceRecordSQL,
+		"upsertRecordSQL": upsertRecordSQL, "deleteRecordSQL": deleteRecordSQL, "deleteRecordVersionSQL": deleteRecordVersionSQL,
+		"recordExistsSQL": recordExistsSQL, "deleteTenantRecordsSQL": deleteTenantRecordsSQL,
+		"deleteKindRecordsSQL": deleteKindRecordsSQL, "listRecordsSQL": listRecordsSQL,
 	} {
 		for _, bad := range postgresOnly {
 			if strings.Contains(sql, bad) {
@@ -144,7 +148,7 @@ func TestMultiRegionStatements(t *testing.T) {
 		`ALTER TABLE directory SET LOCALITY GLOBAL`,
 		`ALTER TABLE schema_migrations SET LOCALITY GLOBAL`,
 	}
-	for _, table := range []string{"heads", "journal", "snapshots", "resources", "bookings"} {
+	for _, table := range []string{"heads", "journal", "snapshots", "resources", "bookings", "records"} {
 		want = append(want,
 			`ALTER TABLE `+table+` ADD COLUMN IF NOT EXISTS crdb_region crdb_internal_region NOT VISIBLE NOT NULL AS (`+region+`) STORED`,
 			`ALTER TABLE `+table+` SET LOCALITY REGIONAL BY ROW AS crdb_region`,

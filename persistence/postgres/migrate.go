@@ -19,7 +19,7 @@ import (
 // SchemaVersion is the newest schema version this code knows: the number of
 // migrations embedded in the binary. Open refuses a database with any other
 // version.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // ErrSchemaTooNew is returned by Open and Migrate when the database has a
 // schema newer than SchemaVersion: a newer slotd migrated it, and this one
@@ -227,13 +227,13 @@ func plan(d dialect, m migration) []string {
 
 // grants gives role what the Store needs and no more. UPDATE on heads,
 // snapshots and bookings serves conditional appends and upserts; the
-// journal is append-only.
+// journal is append-only; records are deleted one by one and on erasure.
 func grants(role string) []string {
 	r := pgx.Identifier{role}.Sanitize()
 	return []string{
 		"GRANT SELECT, INSERT ON TABLE journal TO " + r,
 		"GRANT SELECT, INSERT, UPDATE ON TABLE heads, snapshots, bookings TO " + r,
-		"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE resources, directory TO " + r,
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE resources, records, directory TO " + r,
 		"GRANT SELECT ON TABLE schema_migrations TO " + r,
 	}
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // tenantTables are the tables whose rows belong to a tenant.
-var tenantTables = []string{"heads", "journal", "snapshots", "resources", "bookings"}
+var tenantTables = []string{"heads", "journal", "snapshots", "resources", "bookings", "records"}
 
 // wantCode fails t unless err carries SQLSTATE code.
 func wantCode(t *testing.T, what string, err error, code string) {
@@ -54,8 +54,8 @@ func beginAs(t *testing.T, conn *pgx.Conn, tenant string) pgx.Tx {
 }
 
 // seedTenants gives each tenant a row in every tenant table through the
-// store: a configured resource, a booking, a snapshot.
-func seedTenants(t *testing.T, s persistence.Store, tenants ...string) {
+// store: a configured resource, a booking, a snapshot, a record.
+func seedTenants(t *testing.T, s *postgres.Store, tenants ...string) {
 	t.Helper()
 	for _, tenant := range tenants {
 		evs := [][]byte{configured(t, resource("room", 1)), confirmed(t, "b1", "room", at(9), at(10))}
@@ -64,6 +64,9 @@ func seedTenants(t *testing.T, s persistence.Store, tenants ...string) {
 		}
 		if err := s.SaveSnapshot(t.Context(), tenant, persistence.Snapshot{Seq: 1, Data: []byte("snap")}); err != nil {
 			t.Fatalf("SaveSnapshot(%s) = %v", tenant, err)
+		}
+		if _, err := s.PutRecord(t.Context(), tenant, "account", "owner", []byte(tenant+"/owner"), 0); err != nil {
+			t.Fatalf("PutRecord(%s) = %v", tenant, err)
 		}
 	}
 }
@@ -109,6 +112,8 @@ func TestRowLevelSecurity(t *testing.T) {
 			"INSERT INTO snapshots (tenant_id, seq, data) VALUES ('tenant-b', 1, 'x') ON CONFLICT (tenant_id) DO UPDATE SET data = excluded.data",
 			"INSERT INTO bookings (tenant_id, booking_id, resource_id, block_start, block_end, capacity, capacity_slot, status, seq) VALUES ('tenant-b', 'x', 'room', now(), now() + interval '1 hour', 1, 0, 'confirmed', 1)",
 			"UPDATE heads SET tenant_id = 'tenant-b' WHERE tenant_id = 'tenant-a'",
+			"INSERT INTO records (tenant_id, kind, key, value, version) VALUES ('tenant-b', 'account', 'x', 'x', 1)",
+			"UPDATE records SET tenant_id = 'tenant-b' WHERE tenant_id = 'tenant-a'",
 		} {
 			tx := beginAs(t, app, "tenant-a")
 			_, err := tx.Exec(t.Context(), stmt)

@@ -1,6 +1,6 @@
-// Package postgres is slotd's production persistence.Store on PostgreSQL or
-// CockroachDB, through pgx (pgxpool) with cockroach-go's transaction retries
-// (crdbpgx.ExecuteTx).
+// Package postgres is slotd's production persistence.Store and
+// persistence.RecordStore on PostgreSQL or CockroachDB, through pgx
+// (pgxpool) with cockroach-go's transaction retries (crdbpgx.ExecuteTx).
 //
 // The schema is versioned by migrations embedded in the binary (Migrate,
 // run as the role that owns the tables); Open connects as slotd's
@@ -8,6 +8,8 @@
 // table has tenant_id leading its primary key and indexes and every
 // statement filters by tenant. The one global table, directory, holds
 // lookup data read before a tenant is known (see migrations/0001_init.sql).
+// The records table backs persistence.RecordStore: small tenant documents
+// changed by compare-and-swap on a version column (records.go).
 //
 // Append is one transaction: a conditional update of the tenant's head row
 // (UPDATE heads ... WHERE seq = expected, or an insert for the first
@@ -78,8 +80,8 @@ type Options struct {
 	AllowPrivilegedRole bool
 }
 
-// Store is a persistence.Store on PostgreSQL or CockroachDB. It is safe for
-// concurrent use.
+// Store is a persistence.Store and persistence.RecordStore on PostgreSQL or
+// CockroachDB. It is safe for concurrent use.
 type Store struct {
 	pool    *pgxpool.Pool
 	dialect dialect
@@ -98,7 +100,10 @@ type Store struct {
 	cancel context.CancelFunc
 }
 
-var _ persistence.Store = (*Store)(nil)
+var (
+	_ persistence.Store       = (*Store)(nil)
+	_ persistence.RecordStore = (*Store)(nil)
+)
 
 // Open connects to the database at dsn (as slotd's application role) and
 // checks that its schema is exactly SchemaVersion: ErrSchemaTooOld means run
