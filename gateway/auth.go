@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -34,6 +35,53 @@ type Principal struct {
 	Subject string // who, for logs and audit; never a secret
 	Tenant  string // the bound tenant; "" only for operators
 	Perm    Permission
+	// Scopes narrow what a delegated token may do (OAuth 2); nil means the
+	// principal's full permission.
+	Scopes []string
+	// Grant identifies the credential (session, token or OAuth grant) the
+	// principal came from, so that revoking it can close its WebSockets.
+	Grant string
+}
+
+// HasScope reports whether p carries scope, or is not scope-limited.
+func (p Principal) HasScope(scope string) bool {
+	if p.Scopes == nil {
+		return true
+	}
+	for _, s := range p.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// PrincipalFrom returns the principal an authorized route was called with.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey).(Principal)
+	return p, ok
+}
+
+// ChainAuth tries each authenticator in turn and returns the first
+// principal; a token none of them knows is unauthorized.
+func ChainAuth(as ...Authenticator) Authenticator { return chain(as) }
+
+type chain []Authenticator
+
+func (c chain) AuthenticateToken(ctx context.Context, token string) (Principal, error) {
+	var last error = engine.Errorf(engine.CodeUnauthorized, "invalid or missing token")
+	for _, a := range c {
+		p, err := a.AuthenticateToken(ctx, token)
+		if err == nil {
+			return p, nil
+		}
+		var ee *engine.Error
+		if !errors.As(err, &ee) || ee.Code != engine.CodeUnauthorized {
+			return Principal{}, err // a real failure, not "not mine"
+		}
+		last = err
+	}
+	return Principal{}, last
 }
 
 // Can reports whether p may do perm within tenant.

@@ -66,6 +66,11 @@ type Config struct {
 	// the server's own host (path.Match patterns on host[:port]).
 	OriginPatterns []string
 
+	// Routes adds routes from other packages (accounts, OAuth): each is
+	// enumerated by Routes() like the built-in ones, and one with a
+	// permission gets the same authentication and tenant check.
+	Routes []ExtraRoute
+
 	MaxBodyBytes   int64         // HTTP request bodies; 1 MiB
 	MaxFrameBytes  int64         // WebSocket frames read; 16 KiB
 	MsgRate        float64       // WebSocket messages per second per connection; 20
@@ -197,10 +202,49 @@ func (s *Server) Routes() []Route {
 	for _, r := range s.routeTable() {
 		out = append(out, r.Route)
 	}
+	for _, r := range s.cfg.Routes {
+		out = append(out, r.Route)
+	}
 	return out
 }
 
+// CloseGrant closes every WebSocket whose principal came from grant (a
+// revoked session, token or OAuth grant), with a policy-violation status.
+// It returns how many it closed.
+func (s *Server) CloseGrant(grant string) int {
+	if grant == "" {
+		return 0
+	}
+	s.mu.Lock()
+	var hit []*conn
+	for c := range s.conns {
+		c.mu.Lock()
+		if c.authed && c.principal.Grant == grant {
+			hit = append(hit, c)
+		}
+		c.mu.Unlock()
+	}
+	s.mu.Unlock()
+	for _, c := range hit {
+		c.close(websocket.StatusPolicyViolation, "credential revoked")
+	}
+	return len(hit)
+}
+
+// ExtraRoute is a route contributed by another package.
+type ExtraRoute struct {
+	Route
+	Handler http.Handler
+}
+
 func (s *Server) routes() {
+	for _, r := range s.cfg.Routes {
+		h := r.Handler.ServeHTTP
+		if r.Perm != 0 {
+			h = s.authorized(r.Perm, h)
+		}
+		s.mux.HandleFunc(r.Pattern, h)
+	}
 	for _, r := range s.routeTable() {
 		h := r.h
 		if r.Perm != 0 {
