@@ -1,0 +1,230 @@
+package secrets
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+)
+
+// A KeyStore keeps data subjects' keys, each wrapped (sealed) by the master keyring, by tenant
+// and subject. It stands in for a table of the persistence layer. It must be a store that can
+// truly delete: Delete is what erases a subject's data everywhere, so wrapped keys belong in a
+// table whose rows are not kept in the event journal, and whose backups expire within the
+// erasure deadline (for example 30 days).
+//
+// Implementations must be safe for concurrent use.
+type KeyStore interface {
+	// Get returns the wrapped key of (tenant, subject); ok is false when none is stored.
+	Get(ctx context.Context, tenant, subject string) (wrapped []byte, ok bool, err error)
+	// Put stores wrapped for (tenant, subject) only if no key is stored for them, and returns
+	// the wrapped key stored after the call: the caller's, or the one stored earlier. This
+	// create-only rule keeps two concurrent first seals for one subject from each using a key of
+	// its own (one of which would then be lost).
+	Put(ctx context.Context, tenant, subject string, wrapped []byte) (stored []byte, err error)
+	// Replace stores new in place of old only if old is still the stored value, and reports
+	// whether it did (compare-and-swap). A key deleted meanwhile stays deleted.
+	Replace(ctx context.Context, tenant, subject string, old, new []byte) (bool, error)
+	// Delete removes the wrapped key of (tenant, subject); deleting a missing key is no error.
+	Delete(ctx context.Context, tenant, subject string) error
+}
+
+// SubjectKeys encrypts a data subject's personal data (an end customer's name, email, phone,
+// notes) under a random 32-byte key of that subject's own, wrapped by the master keyring and
+// kept in a KeyStore. Forget deletes the key: from then on every ciphertext for the subject,
+// in the journal, in snapshots, in backups, cannot be opened by anyone, master keys or not.
+// This is GDPR Art. 17 erasure for data that cannot be rewritten (crypto-shredding).
+//
+// It is safe for concurrent use. It caches no unwrapped key, so Forget takes effect at once.
+type SubjectKeys struct {
+	ring  *Keyring
+	store KeyStore
+}
+
+// NewSubjectKeys returns SubjectKeys wrapping subject keys with ring and keeping them in store.
+func NewSubjectKeys(ring *Keyring, store KeyStore) *SubjectKeys {
+	return &SubjectKeys{ring: ring, store: store}
+}
+
+// SealFor encrypts plaintext for the record recordID about subject of tenant, creating the
+// subject's key if it has none yet (also after Forget: a returning customer gets a new key,
+// and what was erased stays erased).
+func (s *SubjectKeys) SealFor(ctx context.Context, tenant, subject, recordID string, plaintext []byte) ([]byte, error) {
+	if err := checkIDs(tenant, subject, recordID); err != nil {
+		return nil, err
+	}
+	id, key, err := s.key(ctx, tenant, subject, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, 1+subjectKID+saltSize+nonceSize+len(plaintext)+tagSize)
+	out = append(out, versionSubject)
+	out = append(out, id...)
+	hdr := len(out) + saltSize
+	out = out[:hdr+nonceSize]
+	if _, err := rand.Read(out[1+subjectKID:]); err != nil {
+		return nil, fmt.Errorf("secrets: read salt and nonce: %w", err)
+	}
+	aead, err := deriveAEAD(key, out[hdr-saltSize:hdr], infoSubjectData)
+	if err != nil {
+		return nil, err
+	}
+	return aead.Seal(out, out[hdr:], plaintext, aad(out[:hdr], tenant, subject, recordID)), nil
+}
+
+// OpenFor decrypts a blob made by SealFor for the same tenant, subject and record. It fails
+// with ErrShredded when the subject's key has been forgotten (or the blob was sealed under a key
+// since forgotten), and otherwise like Keyring.Open.
+func (s *SubjectKeys) OpenFor(ctx context.Context, tenant, subject, recordID string, blob []byte) ([]byte, error) {
+	if err := checkIDs(tenant, subject, recordID); err != nil {
+		return nil, err
+	}
+	hdr := 1 + subjectKID + saltSize
+	if len(blob) < hdr+nonceSize+tagSize {
+		return nil, fmt.Errorf("%w: too short", ErrMalformed)
+	}
+	if blob[0] != versionSubject {
+		return nil, fmt.Errorf("%w: not a data subject's ciphertext", ErrMalformed)
+	}
+	id, key, err := s.key(ctx, tenant, subject, false)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(id, blob[1:1+subjectKID]) {
+		// Sealed under an earlier key of this subject, forgotten since.
+		return nil, ErrShredded
+	}
+	aead, err := deriveAEAD(key, blob[hdr-saltSize:hdr], infoSubjectData)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := aead.Open(nil, blob[hdr:hdr+nonceSize], blob[hdr+nonceSize:], aad(blob[:hdr], tenant, subject, recordID))
+	if err != nil {
+		return nil, ErrAuthentication
+	}
+	return pt, nil
+}
+
+// Forget deletes the subject's key, making every ciphertext sealed for them unreadable.
+func (s *SubjectKeys) Forget(ctx context.Context, tenant, subject string) error {
+	if err := checkIDs(tenant, subject); err != nil {
+		return err
+	}
+	if err := s.store.Delete(ctx, tenant, subject); err != nil {
+		return fmt.Errorf("secrets: forget subject key: %w", err)
+	}
+	return nil
+}
+
+// Rewrap re-wraps the subject's key under the active master key if it is wrapped under another
+// one, and reports whether it did. `slotd keys rotate` runs it for every subject before the old
+// master key is removed. A concurrent Forget wins: a deleted key is never written back.
+func (s *SubjectKeys) Rewrap(ctx context.Context, tenant, subject string) (bool, error) {
+	wrapped, ok, err := s.store.Get(ctx, tenant, subject)
+	if err != nil || !ok {
+		return false, err
+	}
+	if rotate, err := s.ring.NeedsRotation(wrapped); err != nil || !rotate {
+		return false, err
+	}
+	pt, err := s.ring.open(infoSubjectKey, wrapped, tenant, subject)
+	if err != nil {
+		return false, fmt.Errorf("secrets: unwrap subject key: %w", err)
+	}
+	rewrapped, err := s.ring.seal(infoSubjectKey, tenant, subject, pt)
+	if err != nil {
+		return false, err
+	}
+	return s.store.Replace(ctx, tenant, subject, wrapped, rewrapped)
+}
+
+// key returns the subject's key id and key, creating them if create is set and there are none.
+func (s *SubjectKeys) key(ctx context.Context, tenant, subject string, create bool) (id, key []byte, err error) {
+	wrapped, ok, err := s.store.Get(ctx, tenant, subject)
+	if err != nil {
+		return nil, nil, fmt.Errorf("secrets: get subject key: %w", err)
+	}
+	if !ok {
+		if !create {
+			return nil, nil, ErrShredded
+		}
+		fresh := make([]byte, subjectKID+KeySize)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, nil, fmt.Errorf("secrets: generate subject key: %w", err)
+		}
+		w, err := s.ring.seal(infoSubjectKey, tenant, subject, fresh)
+		if err != nil {
+			return nil, nil, err
+		}
+		if wrapped, err = s.store.Put(ctx, tenant, subject, w); err != nil {
+			return nil, nil, fmt.Errorf("secrets: put subject key: %w", err)
+		}
+	}
+	pt, err := s.ring.open(infoSubjectKey, wrapped, tenant, subject)
+	if err != nil {
+		return nil, nil, fmt.Errorf("secrets: unwrap subject key: %w", err)
+	}
+	if len(pt) != subjectKID+KeySize {
+		return nil, nil, fmt.Errorf("secrets: unwrap subject key: %w", ErrMalformed)
+	}
+	return pt[:subjectKID], pt[subjectKID:], nil
+}
+
+// MemoryKeyStore is a KeyStore in memory, for tests and for wiring that has no database.
+type MemoryKeyStore struct {
+	mu   sync.Mutex // guards keys
+	keys map[[2]string][]byte
+}
+
+// NewMemoryKeyStore returns an empty MemoryKeyStore.
+func NewMemoryKeyStore() *MemoryKeyStore {
+	return &MemoryKeyStore{keys: make(map[[2]string][]byte)}
+}
+
+// Get implements KeyStore.
+func (m *MemoryKeyStore) Get(_ context.Context, tenant, subject string) ([]byte, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w, ok := m.keys[[2]string{tenant, subject}]
+	return bytes.Clone(w), ok, nil
+}
+
+// Put implements KeyStore.
+func (m *MemoryKeyStore) Put(_ context.Context, tenant, subject string, wrapped []byte) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{tenant, subject}
+	if w, ok := m.keys[k]; ok {
+		return bytes.Clone(w), nil
+	}
+	m.keys[k] = bytes.Clone(wrapped)
+	return bytes.Clone(wrapped), nil
+}
+
+// Replace implements KeyStore.
+func (m *MemoryKeyStore) Replace(_ context.Context, tenant, subject string, old, new []byte) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{tenant, subject}
+	if w, ok := m.keys[k]; !ok || !bytes.Equal(w, old) {
+		return false, nil
+	}
+	m.keys[k] = bytes.Clone(new)
+	return true, nil
+}
+
+// Delete implements KeyStore.
+func (m *MemoryKeyStore) Delete(_ context.Context, tenant, subject string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.keys, [2]string{tenant, subject})
+	return nil
+}
+
+// Len returns the number of stored keys.
+func (m *MemoryKeyStore) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.keys)
+}

@@ -1,0 +1,251 @@
+package secrets
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func TestSubjectKeysRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryKeyStore()
+	sk := NewSubjectKeys(MustKeyring(t, "k1"), store)
+	blob, err := sk.SealFor(ctx, "tenant-a", "customer-1", "booking-9/email", []byte("ada@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sk.OpenFor(ctx, "tenant-a", "customer-1", "booking-9/email", blob)
+	if err != nil || string(got) != "ada@example.com" {
+		t.Fatalf("OpenFor(SealFor) = %q, %v", got, err)
+	}
+	// One key per subject, reused.
+	if _, err := sk.SealFor(ctx, "tenant-a", "customer-1", "booking-10/email", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if store.Len() != 1 {
+		t.Fatalf("store holds %d keys after two seals for one subject, want 1", store.Len())
+	}
+	// Bound to tenant, subject and record.
+	for _, ids := range [][3]string{
+		{"tenant-b", "customer-1", "booking-9/email"},
+		{"tenant-a", "customer-2", "booking-9/email"},
+		{"tenant-a", "customer-1", "booking-9/phone"},
+	} {
+		if _, err := sk.SealFor(ctx, ids[0], ids[1], "other", []byte("make sure the key exists")); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := sk.OpenFor(ctx, ids[0], ids[1], ids[2], blob); err == nil {
+			t.Fatalf("OpenFor(%v) = %q, want an error", ids, got)
+		}
+	}
+	// Not interchangeable with master-key ciphertexts.
+	if _, err := sk.ring.Open(blob, "tenant-a", "booking-9/email"); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Keyring.Open(subject blob) = %v, want ErrMalformed", err)
+	}
+}
+
+func TestSubjectBlobEveryByteChangeFails(t *testing.T) {
+	ctx := context.Background()
+	sk := NewSubjectKeys(MustKeyring(t, "k1"), NewMemoryKeyStore())
+	blob, err := sk.SealFor(ctx, "t", "s", "r", []byte("+44 20 7946 0958"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range blob {
+		tampered := bytes.Clone(blob)
+		tampered[i] ^= 0x01
+		if got, err := sk.OpenFor(ctx, "t", "s", "r", tampered); err == nil || got != nil {
+			t.Fatalf("OpenFor(byte %d flipped) = %q, %v", i, got, err)
+		}
+	}
+}
+
+// TestForgetShredsEveryCopy is the crypto-shredding test: after Forget, no ciphertext of the
+// subject opens, not with the master keys, not after the subject gets a new key, and nothing
+// left in the key store can bring it back.
+func TestForgetShredsEveryCopy(t *testing.T) {
+	ctx := context.Background()
+	ring := MustKeyring(t, "k1")
+	store := NewMemoryKeyStore()
+	sk := NewSubjectKeys(ring, store)
+	personal := map[string]string{"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0958"}
+	blobs := map[string][]byte{}
+	for field, v := range personal {
+		b, err := sk.SealFor(ctx, "tenant-a", "customer-1", "customer-1/"+field, []byte(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs[field] = b
+	}
+	// "Journal" and "backup" copies of the same ciphertexts.
+	journal := map[string][]byte{}
+	for f, b := range blobs {
+		journal[f] = bytes.Clone(b)
+	}
+	// Another subject of the same tenant is unaffected.
+	other, err := sk.SealFor(ctx, "tenant-a", "customer-2", "customer-2/name", []byte("Grace Hopper"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := sk.Forget(ctx, "tenant-a", "customer-1"); err != nil {
+		t.Fatal(err)
+	}
+	for f, b := range journal {
+		if got, err := sk.OpenFor(ctx, "tenant-a", "customer-1", "customer-1/"+f, b); !errors.Is(err, ErrShredded) || got != nil {
+			t.Fatalf("OpenFor(%s) after Forget = %q, %v, want ErrShredded", f, got, err)
+		}
+	}
+	// Nothing in the store mentions the subject any more, and no stored bytes contain the
+	// plaintext or unwrap to a key that opens the old ciphertexts.
+	store.mu.Lock()
+	for k, w := range store.keys {
+		if k[1] == "customer-1" {
+			t.Fatalf("store still holds a key for customer-1")
+		}
+		pt, err := ring.open(infoSubjectKey, w, k[0], k[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, b := range journal {
+			if bytes.Equal(pt[:subjectKID], b[1:1+subjectKID]) {
+				t.Fatalf("a remaining key has the id of the forgotten key (%s)", f)
+			}
+		}
+	}
+	store.mu.Unlock()
+
+	// The customer comes back: a new key, new data readable, old data still erased.
+	nb, err := sk.SealFor(ctx, "tenant-a", "customer-1", "customer-1/name", []byte("Ada King"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sk.OpenFor(ctx, "tenant-a", "customer-1", "customer-1/name", nb); err != nil || string(got) != "Ada King" {
+		t.Fatalf("OpenFor(new) = %q, %v", got, err)
+	}
+	if _, err := sk.OpenFor(ctx, "tenant-a", "customer-1", "customer-1/name", journal["name"]); !errors.Is(err, ErrShredded) {
+		t.Fatalf("OpenFor(old) after a new key = %v, want ErrShredded", err)
+	}
+	if got, err := sk.OpenFor(ctx, "tenant-a", "customer-2", "customer-2/name", other); err != nil || string(got) != "Grace Hopper" {
+		t.Fatalf("OpenFor(other subject) = %q, %v", got, err)
+	}
+}
+
+func TestSubjectKeysWrappedUnderMasterKey(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryKeyStore()
+	sk := NewSubjectKeys(MustKeyring(t, "k1"), store)
+	blob, err := sk.SealFor(ctx, "tenant-a", "customer-1", "r", []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _, _ := store.Get(ctx, "tenant-a", "customer-1")
+	if bytes.Contains(w, blob[1:1+subjectKID]) {
+		t.Fatal("the wrapped key shows the key id in the clear")
+	}
+	// A wrapped key copied to another subject or tenant does not unwrap there.
+	for _, dst := range [][2]string{{"tenant-a", "customer-2"}, {"tenant-b", "customer-1"}} {
+		if _, err := store.Put(ctx, dst[0], dst[1], w); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sk.SealFor(ctx, dst[0], dst[1], "r", []byte("x")); !errors.Is(err, ErrAuthentication) {
+			t.Fatalf("SealFor with a key copied to %v = %v, want ErrAuthentication", dst, err)
+		}
+	}
+	// Without the master key, the store is useless.
+	if _, err := NewSubjectKeys(MustKeyring(t, "k2"), store).OpenFor(ctx, "tenant-a", "customer-1", "r", blob); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("OpenFor under another keyring = %v, want ErrUnknownKey", err)
+	}
+	if _, err := NewSubjectKeys(MustKeyring(t, "k1"), store).OpenFor(ctx, "tenant-a", "customer-1", "r", blob); !errors.Is(err, ErrAuthentication) {
+		t.Fatalf("OpenFor under another key named k1 = %v, want ErrAuthentication", err)
+	}
+}
+
+func TestSubjectKeysRewrap(t *testing.T) {
+	ctx := context.Background()
+	old := Key{ID: "old", Secret: randomKey(t)}
+	next := Key{ID: "new", Secret: randomKey(t)}
+	r1, _ := NewKeyring(old)
+	r2, _ := NewKeyring(next, old)
+	r3, _ := NewKeyring(next)
+	store := NewMemoryKeyStore()
+	blob, err := NewSubjectKeys(r1, store).SealFor(ctx, "t", "s", "r", []byte("personal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewSubjectKeys(r3, store).OpenFor(ctx, "t", "s", "r", blob); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("OpenFor before rewrap, old key gone = %v, want ErrUnknownKey", err)
+	}
+	sk := NewSubjectKeys(r2, store)
+	if done, err := sk.Rewrap(ctx, "t", "s"); !done || err != nil {
+		t.Fatalf("Rewrap = %v, %v, want true", done, err)
+	}
+	if done, err := sk.Rewrap(ctx, "t", "s"); done || err != nil {
+		t.Fatalf("second Rewrap = %v, %v, want false (already under the active key)", done, err)
+	}
+	if done, err := sk.Rewrap(ctx, "t", "nobody"); done || err != nil {
+		t.Fatalf("Rewrap(missing) = %v, %v, want false, nil", done, err)
+	}
+	got, err := NewSubjectKeys(r3, store).OpenFor(ctx, "t", "s", "r", blob)
+	if err != nil || string(got) != "personal" {
+		t.Fatalf("OpenFor after rewrap with only the new key = %q, %v", got, err)
+	}
+}
+
+// TestRewrapNeverResurrects: a Forget between Rewrap's read and write wins.
+func TestRewrapNeverResurrects(t *testing.T) {
+	ctx := context.Background()
+	old := Key{ID: "old", Secret: randomKey(t)}
+	r1, _ := NewKeyring(old)
+	r2, _ := NewKeyring(Key{ID: "new", Secret: randomKey(t)}, old)
+	inner := NewMemoryKeyStore()
+	if _, err := NewSubjectKeys(r1, inner).SealFor(ctx, "t", "s", "r", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	racing := &forgetOnGet{KeyStore: inner}
+	if done, err := NewSubjectKeys(r2, racing).Rewrap(ctx, "t", "s"); done || err != nil {
+		t.Fatalf("Rewrap racing Forget = %v, %v, want false, nil", done, err)
+	}
+	if _, ok, _ := inner.Get(ctx, "t", "s"); ok {
+		t.Fatal("Rewrap wrote back a forgotten key")
+	}
+}
+
+// forgetOnGet deletes the key right after handing it out, as a concurrent Forget would.
+type forgetOnGet struct{ KeyStore }
+
+func (f *forgetOnGet) Get(ctx context.Context, tenant, subject string) ([]byte, bool, error) {
+	w, ok, err := f.KeyStore.Get(ctx, tenant, subject)
+	_ = f.KeyStore.Delete(ctx, tenant, subject)
+	return w, ok, err
+}
+
+func TestConcurrentFirstSealsShareOneKey(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryKeyStore()
+	sk := NewSubjectKeys(MustKeyring(t, "k1"), store)
+	const n = 32
+	blobs := make([][]byte, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := sk.SealFor(ctx, "t", "new-customer", fmt.Sprint("r", i), []byte(fmt.Sprint("v", i)))
+			if err != nil {
+				t.Error(err)
+			}
+			blobs[i] = b
+		}()
+	}
+	wg.Wait()
+	for i, b := range blobs {
+		got, err := sk.OpenFor(ctx, "t", "new-customer", fmt.Sprint("r", i), b)
+		if err != nil || string(got) != fmt.Sprint("v", i) {
+			t.Fatalf("OpenFor(%d) = %q, %v: a concurrent first seal used a key that was lost", i, got, err)
+		}
+	}
+}
