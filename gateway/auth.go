@@ -99,6 +99,16 @@ type Authenticator interface {
 	AuthenticateToken(ctx context.Context, token string) (Principal, error)
 }
 
+// RequestAuthenticator authenticates a browser request by something other
+// than a bearer token: a session cookie (package accounts). Because a
+// browser sends cookies on requests that other sites start, it must also
+// refuse, with CodeForbidden, a state-changing request (any method but GET,
+// HEAD and OPTIONS) that fails its cross-site request forgery checks. A
+// request without its kind of credential is CodeUnauthorized.
+type RequestAuthenticator interface {
+	AuthenticateRequest(r *http.Request) (Principal, error)
+}
+
 // OperatorToken authenticates the single operator token from configuration.
 // Tokens are compared in constant time on their SHA-256 digests.
 type OperatorToken struct{ digest [32]byte }

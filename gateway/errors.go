@@ -36,6 +36,10 @@ func httpStatus(c engine.Code) int {
 	return http.StatusInternalServerError
 }
 
+// HTTPStatus is the HTTP status of an error code, for packages that add
+// routes (Config.Routes) and answer errors in the gateway's JSON form.
+func HTTPStatus(c engine.Code) int { return httpStatus(c) }
+
 // asError turns any error into an *engine.Error. Errors that are not
 // already one are internal: they are logged and their text is not shown.
 func asError(log *slog.Logger, err error) *engine.Error {

@@ -49,8 +49,11 @@ type Config struct {
 	Tenants   Tenants
 	Directory Directory
 	Auth      Authenticator
-	Logger    *slog.Logger
-	Metrics   *Metrics
+	// Sessions authenticates browser requests that carry no bearer token
+	// (a session cookie); nil: bearer tokens only.
+	Sessions RequestAuthenticator
+	Logger   *slog.Logger
+	Metrics  *Metrics
 	// Metrics handler for /metrics (e.g. promhttp); nil: 404.
 	MetricsHandler http.Handler
 	// Ready reports readiness for /readyz; nil: always ready.
@@ -268,11 +271,20 @@ type ctxKey int
 
 const principalKey ctxKey = 1
 
-// authorized authenticates the bearer token and checks perm against the
+// authorized authenticates the bearer token, or without one the session
+// (Config.Sessions, which also checks CSRF), and checks perm against the
 // tenant in the path (if any), before calling h.
 func (s *Server) authorized(perm Permission, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.cfg.Auth.AuthenticateToken(r.Context(), bearer(r))
+		var (
+			p   Principal
+			err error
+		)
+		if tok := bearer(r); tok != "" || s.cfg.Sessions == nil {
+			p, err = s.cfg.Auth.AuthenticateToken(r.Context(), tok)
+		} else {
+			p, err = s.cfg.Sessions.AuthenticateRequest(r)
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="slotd"`)
 			s.writeError(w, err)
