@@ -89,43 +89,64 @@ func (f twoRegions) cluster(region string) *pgtest.Cluster {
 	return f.usC
 }
 
-// TestConformancePostgres runs the conformance suite, durability included,
-// over a database in each cluster, tenants spread over both by a hash of
-// their id.
-func TestConformancePostgres(t *testing.T) {
-	type dbs struct{ us, eu pgtest.Database }
-	open := func(t *testing.T, d dbs) persistence.Store {
-		us, eu := openPG(t, d.us, "us"), openPG(t, d.eu, "eu")
-		s, err := regional.New(regional.Config{
-			Regions:   map[string]persistence.Store{"us": us, "eu": eu},
-			Default:   "us",
-			Directory: us,
-			Lookup:    hashHome("us", "eu"),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+// pgRegions opens regional stores over a database in each cluster,
+// tenants spread over both by a hash of their id, and reopens them on the
+// same databases.
+type pgRegions struct {
+	mu     sync.Mutex // guards opened
+	opened map[any]pgPair
+}
+
+type pgPair struct{ us, eu pgtest.Database }
+
+func (p *pgRegions) open(t *testing.T, d pgPair) *regional.Store {
+	us, eu := openPG(t, d.us, "us"), openPG(t, d.eu, "eu")
+	s, err := regional.New(regional.Config{
+		Regions:   map[string]persistence.Store{"us": us, "eu": eu},
+		Default:   "us",
+		Directory: us,
+		Lookup:    hashHome("us", "eu"),
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	var mu sync.Mutex // guards opened
-	opened := map[persistence.Store]dbs{}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.opened == nil {
+		p.opened = map[any]pgPair{}
+	}
+	p.opened[s] = d
+	return s
+}
+
+func (p *pgRegions) fresh(t *testing.T) *regional.Store {
+	return p.open(t, pgPair{usCluster.newDB(t), euCluster.newDB(t)})
+}
+
+func (p *pgRegions) reopen(t *testing.T, old any) *regional.Store {
+	p.mu.Lock()
+	d := p.opened[old]
+	p.mu.Unlock()
+	return p.open(t, d)
+}
+
+// TestConformancePostgres runs the conformance suite, durability included,
+// over a database in each cluster.
+func TestConformancePostgres(t *testing.T) {
+	var p pgRegions
 	storetest.RunOpener(t, storetest.Opener{
-		Open: func(t *testing.T) persistence.Store {
-			d := dbs{usCluster.newDB(t), euCluster.newDB(t)}
-			s := open(t, d)
-			mu.Lock()
-			opened[s] = d
-			mu.Unlock()
-			return s
-		},
-		Reopen: func(t *testing.T, old persistence.Store) persistence.Store {
-			mu.Lock()
-			defer mu.Unlock()
-			d := opened[old]
-			s := open(t, d)
-			opened[s] = d
-			return s
-		},
+		Open:   func(t *testing.T) persistence.Store { return p.fresh(t) },
+		Reopen: func(t *testing.T, old persistence.Store) persistence.Store { return p.reopen(t, old) },
+	})
+}
+
+// TestRecordsPostgres runs the records suite, durability included, over a
+// database in each cluster.
+func TestRecordsPostgres(t *testing.T) {
+	var p pgRegions
+	storetest.RunRecordsOpener(t, storetest.RecordOpener{
+		Open:   func(t *testing.T) persistence.RecordStore { return p.fresh(t) },
+		Reopen: func(t *testing.T, old persistence.RecordStore) persistence.RecordStore { return p.reopen(t, old) },
 	})
 }
 
@@ -254,12 +275,12 @@ func occurrences(t *testing.T, c *pgtest.Cluster, needle string) []string {
 
 // checkResidency inspects both clusters directly. Each tenant of homes
 // (tenant → region) must have rows in its home cluster's journal, heads,
-// snapshots, resources and bookings tables, all recording its home region,
+// snapshots, resources and bookings tables (and records if records), all recording its home region,
 // its customer's e-mail address must be stored there (so the search below
 // can see it), and no database of the other cluster may hold a row of the
 // tenant or its customer's address anywhere. The directory, in the us
 // database, holds no customer's address.
-func checkResidency(t *testing.T, f twoRegions, homes map[string]string, bookings int) {
+func checkResidency(t *testing.T, f twoRegions, homes map[string]string, bookings int, records bool) {
 	t.Helper()
 	var tenants []string
 	for tenant := range homes {
@@ -290,7 +311,11 @@ func checkResidency(t *testing.T, f twoRegions, homes map[string]string, booking
 				}
 				continue
 			}
-			for _, table := range []string{"heads", "journal", "snapshots", "resources"} {
+			want := []string{"heads", "journal", "snapshots", "resources"}
+			if records {
+				want = append(want, "records")
+			}
+			for _, table := range want {
 				if tables[table] == 0 {
 					t.Errorf("%s: no rows in %s of its home cluster %s", tenant, table, home)
 				}
@@ -311,9 +336,10 @@ func checkResidency(t *testing.T, f twoRegions, homes map[string]string, booking
 	}
 }
 
-// TestResidency books into an EU and a US tenant through the actors and
-// checks, in both clusters as the superuser, that each tenant's journal,
-// snapshots and projections are in its home region's cluster only. After a
+// TestResidency books into an EU and a US tenant through the actors, and
+// writes an audit record for each, and checks, in both clusters as the
+// superuser, that each tenant's journal, snapshots, projections and
+// records are in its home region's cluster only. After a
 // restart (new stores, home regions preloaded from the directory) each
 // tenant's state comes back from its own region.
 func TestResidency(t *testing.T) {
@@ -331,6 +357,10 @@ func TestResidency(t *testing.T) {
 		}
 		if _, err := reg.Do(ctx, tenant, engine.Configure{Config: shopConfig()}); err != nil {
 			t.Fatalf("Do(%s, Configure) = %v", tenant, err)
+		}
+		// A tenant record, such as an audit entry, naming the customer.
+		if _, err := rs.PutRecord(ctx, tenant, "audit", "1", []byte(customerEmail(tenant)+" booked"), 0); err != nil {
+			t.Fatalf("PutRecord(%s) = %v", tenant, err)
 		}
 		for i := range bookings {
 			cmd := engine.Book{BookingID: fmt.Sprintf("b%d", i), ServiceID: "visit", ResourceID: "desk", Start: visit(i),
@@ -353,7 +383,7 @@ func TestResidency(t *testing.T) {
 	reg.Close() // each actor snapshots as it stops
 	rs.Close()
 
-	checkResidency(t, f, homes, bookings)
+	checkResidency(t, f, homes, bookings, true)
 	for _, region := range []string{"us", "eu"} {
 		if rows := tenantRows(t, f.cluster(region), []string{"res-nowhere", "res-sydney"}); len(rows) > 0 {
 			t.Errorf("%s cluster holds rows of tenants without a home region here: %+v", region, rows)
@@ -458,7 +488,7 @@ func TestResidencyHTTP(t *testing.T) {
 	gw.Shutdown(t.Context())
 	reg.Close()
 	rs.Close()
-	checkResidency(t, f, homes, bookings)
+	checkResidency(t, f, homes, bookings, false)
 	for _, region := range []string{"us", "eu"} {
 		if rows := tenantRows(t, f.cluster(region), []string{"web-sydney"}); len(rows) > 0 {
 			t.Errorf("%s cluster holds rows of the refused tenant: %+v", region, rows)
