@@ -135,3 +135,55 @@ func bearer(r *http.Request) string {
 	}
 	return ""
 }
+
+// Scopes a delegated principal (an OAuth 2 access token) may carry. Every
+// route (Route.Scope) and every WebSocket message (messageNeeds) names the
+// one it needs; a scoped principal without it is refused, and one calling
+// a route that names none (operator, account and OAuth administration) is
+// refused too. Scopes are only ever added, never renamed.
+const (
+	// ScopeAvailabilityRead: tenant info, availability (subscribe, GET).
+	ScopeAvailabilityRead = "availability:read"
+	// ScopeBookingsRead: list and read bookings, the live booking feed.
+	ScopeBookingsRead = "bookings:read"
+	// ScopeBookingsWrite: hold, release, book, cancel, reschedule.
+	ScopeBookingsWrite = "bookings:write"
+	// ScopeConfigRead: the tenant's configuration.
+	ScopeConfigRead = "config:read"
+	// ScopeConfigWrite: resources, services, hours, overrides, busy blocks.
+	ScopeConfigWrite = "config:write"
+)
+
+// Scopes lists every scope, for the OAuth server's metadata and client
+// registration.
+func Scopes() []string {
+	return []string{ScopeAvailabilityRead, ScopeBookingsRead, ScopeBookingsWrite, ScopeConfigRead, ScopeConfigWrite}
+}
+
+// ScopePermission is the most a principal holding scope can do: a
+// delegated principal's Perm is at most the highest of its scopes' (and at
+// most its role's). 0 for an unknown scope.
+func ScopePermission(scope string) Permission {
+	switch scope {
+	case ScopeAvailabilityRead, ScopeBookingsRead, ScopeBookingsWrite, ScopeConfigRead:
+		return PermStaff
+	case ScopeConfigWrite:
+		return PermAdmin
+	}
+	return 0
+}
+
+// checkScope refuses a scoped principal without scope. No scoped principal
+// holds "": routes that name no scope are for unscoped principals only.
+func checkScope(p Principal, scope string) error {
+	if p.Scopes == nil {
+		return nil
+	}
+	if scope == "" {
+		return engine.Errorf(engine.CodeForbidden, "not allowed with a delegated (OAuth) token")
+	}
+	if !p.HasScope(scope) {
+		return engine.Errorf(engine.CodeForbidden, "this token lacks the %q scope", scope)
+	}
+	return nil
+}

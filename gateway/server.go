@@ -161,6 +161,11 @@ func New(cfg Config) *Server {
 type Route struct {
 	Pattern string
 	Perm    Permission // 0: public (health, static, booking link)
+	// Scope is what a scoped principal (Principal.Scopes, an OAuth 2
+	// token) must carry to call the route; "" refuses every scoped
+	// principal (operator, account and OAuth administration routes).
+	// Public routes need none.
+	Scope string
 }
 
 func (s *Server) routeTable() []struct {
@@ -172,30 +177,30 @@ func (s *Server) routeTable() []struct {
 		h http.HandlerFunc
 	}
 	return []r{
-		{Route{"GET /healthz", 0}, s.healthz},
-		{Route{"GET /readyz", 0}, s.readyz},
-		{Route{"GET /metrics", 0}, s.metrics},
-		{Route{"GET /{$}", 0}, s.index},
-		{Route{"GET /book/{link}", 0}, s.bookingPage},
-		{Route{"GET /static/{file...}", 0}, s.static},
-		{Route{"GET /v1/ws", 0}, s.websocket},
-		{Route{"GET /v1/public/{link}", 0}, s.publicInfo},
-		{Route{"GET /v1/public/{link}/availability", 0}, s.publicAvailability},
-		{Route{"POST /v1/tenants", PermOperator}, s.createTenant},
-		{Route{"GET /v1/tenants", PermOperator}, s.listTenants},
-		{Route{"GET /v1/tenants/{tenant}", PermStaff}, s.getTenant},
-		{Route{"PUT /v1/tenants/{tenant}/config", PermAdmin}, s.putConfig},
-		{Route{"PUT /v1/tenants/{tenant}/resources/{resource}", PermAdmin}, s.putResource},
-		{Route{"PUT /v1/tenants/{tenant}/services/{service}", PermAdmin}, s.putService},
-		{Route{"PUT /v1/tenants/{tenant}/resources/{resource}/overrides/{date}", PermAdmin}, s.putOverride},
-		{Route{"DELETE /v1/tenants/{tenant}/resources/{resource}/overrides/{date}", PermAdmin}, s.deleteOverride},
-		{Route{"PUT /v1/tenants/{tenant}/resources/{resource}/busy/{source}", PermAdmin}, s.putBusy},
-		{Route{"GET /v1/tenants/{tenant}/availability", PermStaff}, s.staffAvailability},
-		{Route{"GET /v1/tenants/{tenant}/bookings", PermStaff}, s.listBookings},
-		{Route{"POST /v1/tenants/{tenant}/bookings", PermStaff}, s.createBooking},
-		{Route{"GET /v1/tenants/{tenant}/bookings/{booking}", PermStaff}, s.getBooking},
-		{Route{"POST /v1/tenants/{tenant}/bookings/{booking}/cancel", PermStaff}, s.cancelBooking},
-		{Route{"POST /v1/tenants/{tenant}/bookings/{booking}/reschedule", PermStaff}, s.rescheduleBooking},
+		{Route{"GET /healthz", 0, ""}, s.healthz},
+		{Route{"GET /readyz", 0, ""}, s.readyz},
+		{Route{"GET /metrics", 0, ""}, s.metrics},
+		{Route{"GET /{$}", 0, ""}, s.index},
+		{Route{"GET /book/{link}", 0, ""}, s.bookingPage},
+		{Route{"GET /static/{file...}", 0, ""}, s.static},
+		{Route{"GET /v1/ws", 0, ""}, s.websocket},
+		{Route{"GET /v1/public/{link}", 0, ""}, s.publicInfo},
+		{Route{"GET /v1/public/{link}/availability", 0, ""}, s.publicAvailability},
+		{Route{"POST /v1/tenants", PermOperator, ""}, s.createTenant},
+		{Route{"GET /v1/tenants", PermOperator, ""}, s.listTenants},
+		{Route{"GET /v1/tenants/{tenant}", PermStaff, ScopeConfigRead}, s.getTenant},
+		{Route{"PUT /v1/tenants/{tenant}/config", PermAdmin, ScopeConfigWrite}, s.putConfig},
+		{Route{"PUT /v1/tenants/{tenant}/resources/{resource}", PermAdmin, ScopeConfigWrite}, s.putResource},
+		{Route{"PUT /v1/tenants/{tenant}/services/{service}", PermAdmin, ScopeConfigWrite}, s.putService},
+		{Route{"PUT /v1/tenants/{tenant}/resources/{resource}/overrides/{date}", PermAdmin, ScopeConfigWrite}, s.putOverride},
+		{Route{"DELETE /v1/tenants/{tenant}/resources/{resource}/overrides/{date}", PermAdmin, ScopeConfigWrite}, s.deleteOverride},
+		{Route{"PUT /v1/tenants/{tenant}/resources/{resource}/busy/{source}", PermAdmin, ScopeConfigWrite}, s.putBusy},
+		{Route{"GET /v1/tenants/{tenant}/availability", PermStaff, ScopeAvailabilityRead}, s.staffAvailability},
+		{Route{"GET /v1/tenants/{tenant}/bookings", PermStaff, ScopeBookingsRead}, s.listBookings},
+		{Route{"POST /v1/tenants/{tenant}/bookings", PermStaff, ScopeBookingsWrite}, s.createBooking},
+		{Route{"GET /v1/tenants/{tenant}/bookings/{booking}", PermStaff, ScopeBookingsRead}, s.getBooking},
+		{Route{"POST /v1/tenants/{tenant}/bookings/{booking}/cancel", PermStaff, ScopeBookingsWrite}, s.cancelBooking},
+		{Route{"POST /v1/tenants/{tenant}/bookings/{booking}/reschedule", PermStaff, ScopeBookingsWrite}, s.rescheduleBooking},
 	}
 }
 
@@ -244,14 +249,14 @@ func (s *Server) routes() {
 	for _, r := range s.cfg.Routes {
 		h := r.Handler.ServeHTTP
 		if r.Perm != 0 {
-			h = s.authorized(r.Perm, h)
+			h = s.authorized(r.Perm, r.Scope, h)
 		}
 		s.mux.HandleFunc(r.Pattern, h)
 	}
 	for _, r := range s.routeTable() {
 		h := r.h
 		if r.Perm != 0 {
-			h = s.authorized(r.Perm, h)
+			h = s.authorized(r.Perm, r.Scope, h)
 		}
 		s.mux.HandleFunc(r.Pattern, h)
 	}
@@ -273,8 +278,9 @@ const principalKey ctxKey = 1
 
 // authorized authenticates the bearer token, or without one the session
 // (Config.Sessions, which also checks CSRF), and checks perm against the
-// tenant in the path (if any), before calling h.
-func (s *Server) authorized(perm Permission, h http.HandlerFunc) http.HandlerFunc {
+// tenant in the path (if any) and scope against a scoped principal, before
+// calling h.
+func (s *Server) authorized(perm Permission, scope string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var (
 			p   Principal
@@ -293,6 +299,10 @@ func (s *Server) authorized(perm Permission, h http.HandlerFunc) http.HandlerFun
 		tenant := r.PathValue("tenant")
 		if (tenant == "" && p.Perm < perm) || (tenant != "" && !p.Can(tenant, perm)) {
 			s.writeError(w, engine.Errorf(engine.CodeForbidden, "not allowed"))
+			return
+		}
+		if err := checkScope(p, scope); err != nil {
+			s.writeError(w, err)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)

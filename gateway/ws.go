@@ -287,14 +287,38 @@ func (c *conn) handle(req Request) {
 	}
 }
 
-func (c *conn) need(perm Permission) (string, error) {
+// messageNeeds is what a message type needs: the permission on the
+// connection's tenant, and the scope a scoped principal must carry. A type
+// that is not here is refused by need; auth, ping and unsubscribe (which
+// touches only the connection's own subscriptions) need nothing.
+func messageNeeds(typ string) (Permission, string, bool) {
+	switch typ {
+	case TypeTenantInfo, TypeSubscribe:
+		return PermBook, ScopeAvailabilityRead, true
+	case TypeHold, TypeRelease, TypeBook:
+		return PermBook, ScopeBookingsWrite, true
+	case TypeCancel, TypeReschedule:
+		return PermStaff, ScopeBookingsWrite, true
+	case TypeSubscribeBookings:
+		return PermStaff, ScopeBookingsRead, true
+	}
+	return 0, "", false
+}
+
+// need checks that the connection may send a message of type typ and
+// returns its tenant.
+func (c *conn) need(typ string) (string, error) {
+	perm, scope, ok := messageNeeds(typ)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.authed {
 		return "", engine.Errorf(engine.CodeUnauthorized, "authenticate first: send {\"type\":\"auth\",\"token\":…}")
 	}
-	if !c.principal.Can(c.tenant, perm) {
+	if !ok || !c.principal.Can(c.tenant, perm) {
 		return "", engine.Errorf(engine.CodeForbidden, "not allowed on this connection")
+	}
+	if err := checkScope(c.principal, scope); err != nil {
+		return "", err
 	}
 	return c.tenant, nil
 }
@@ -309,7 +333,7 @@ func (c *conn) dispatch(req Request) (*Frame, error) {
 	case TypeAuth:
 		return c.auth(ctx, req)
 	case TypeTenantInfo:
-		tenant, err := c.need(PermBook)
+		tenant, err := c.need(TypeTenantInfo)
 		if err != nil {
 			return nil, err
 		}
@@ -336,7 +360,7 @@ func (c *conn) dispatch(req Request) (*Frame, error) {
 		sub.Close()
 		return &Frame{Type: TypeUnsubscribed, Sub: req.Sub}, nil
 	case TypeHold:
-		tenant, err := c.need(PermBook)
+		tenant, err := c.need(TypeHold)
 		if err != nil {
 			return nil, err
 		}
@@ -357,7 +381,7 @@ func (c *conn) dispatch(req Request) (*Frame, error) {
 		}
 		return &Frame{Type: TypeHeld, Hold: rep.Hold, Version: &rep.Seq, Duplicate: rep.Duplicate}, nil
 	case TypeRelease:
-		tenant, err := c.need(PermBook)
+		tenant, err := c.need(TypeRelease)
 		if err != nil {
 			return nil, err
 		}
@@ -369,7 +393,7 @@ func (c *conn) dispatch(req Request) (*Frame, error) {
 	case TypeBook:
 		return c.book(ctx, req)
 	case TypeCancel:
-		tenant, err := c.need(PermStaff)
+		tenant, err := c.need(TypeCancel)
 		if err != nil {
 			return nil, err
 		}
@@ -379,7 +403,7 @@ func (c *conn) dispatch(req Request) (*Frame, error) {
 		}
 		return &Frame{Type: TypeCancelled, Booking: rep.Booking, Version: &rep.Seq, Duplicate: rep.Duplicate}, nil
 	case TypeReschedule:
-		tenant, err := c.need(PermStaff)
+		tenant, err := c.need(TypeReschedule)
 		if err != nil {
 			return nil, err
 		}
@@ -426,7 +450,7 @@ func (c *conn) auth(ctx context.Context, req Request) (*Frame, error) {
 }
 
 func (c *conn) book(ctx context.Context, req Request) (*Frame, error) {
-	tenant, err := c.need(PermBook)
+	tenant, err := c.need(TypeBook)
 	if err != nil {
 		return nil, err
 	}
@@ -486,7 +510,7 @@ func (c *conn) addSub(sub *actors.Subscription) (string, bool) {
 }
 
 func (c *conn) subscribe(ctx context.Context, req Request) (*Frame, error) {
-	tenant, err := c.need(PermBook)
+	tenant, err := c.need(TypeSubscribe)
 	if err != nil {
 		return nil, err
 	}
@@ -595,7 +619,7 @@ func (c *conn) forward(id, tenant string, q engine.AvailabilityQuery, sub *actor
 }
 
 func (c *conn) subscribeBookings(ctx context.Context, req Request) (*Frame, error) {
-	tenant, err := c.need(PermStaff)
+	tenant, err := c.need(TypeSubscribeBookings)
 	if err != nil {
 		return nil, err
 	}
