@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -526,5 +527,55 @@ func TestResidencyHTTP(t *testing.T) {
 	}
 	if n := len(occurrences(t, f.euC, "web-paris")); n == 0 {
 		t.Errorf("web-paris has no rows in the eu cluster")
+	}
+}
+
+// TestFollowAcrossRegions: one instance follows every region's database:
+// appends made by another instance, to tenants of either region, wake it.
+func TestFollowAcrossRegions(t *testing.T) {
+	t.Parallel()
+	f := newTwoRegions(t)
+	a, b := f.open(t), f.open(t) // two slotd instances
+	ctx, cancel := context.WithCancel(t.Context())
+	heard := make(chan string, 64)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Follow(ctx, func(tenant string) {
+			if tenant != "" {
+				heard <- tenant
+			}
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Follow after cancel = %v, want context.Canceled", err)
+		}
+	}()
+	want := map[string]bool{"fol-berlin": true, "fol-boston": true}
+	for tenant, region := range map[string]string{"fol-berlin": "eu", "fol-boston": "us"} {
+		if err := a.Place(t.Context(), tenant, region); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Follow's LISTENs may not be in place yet: append until both are
+	// heard (a notification sent before LISTEN is lost by design).
+	var heads = map[string]uint64{}
+	deadline := time.After(30 * time.Second)
+	for len(want) > 0 {
+		for tenant := range want {
+			head, err := a.Append(t.Context(), tenant, heads[tenant], [][]byte{[]byte("x")})
+			if err != nil {
+				t.Fatalf("Append(%s) = %v", tenant, err)
+			}
+			heads[tenant] = head
+		}
+		select {
+		case tenant := <-heard:
+			delete(want, tenant)
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("after 30s the follower has not heard of %v", want)
+		}
 	}
 }
