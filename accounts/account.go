@@ -265,6 +265,15 @@ func (s *Service) account(ctx context.Context, tenant, id string) (accountRecord
 	return rec, err
 }
 
+// AccountByEmail finds the tenant's account with email (in any case).
+func (s *Service) AccountByEmail(ctx context.Context, tenant, email string) (Account, bool, error) {
+	a, ok, err := s.accountByEmail(ctx, tenant, NormalizeEmail(email))
+	if err != nil || !ok {
+		return Account{}, false, err
+	}
+	return a.public(tenant), true, nil
+}
+
 // accountByEmail finds the account with the normalised email.
 func (s *Service) accountByEmail(ctx context.Context, tenant, email string) (accountRecord, bool, error) {
 	if email == "" || !persistence.ValidTenant(tenant) {
