@@ -161,8 +161,13 @@ func (s *Service) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	clearCookie(w, OIDCCookie)
 	ip := s.clientIP(r)
+	if d := s.ipWait(ip); d > 0 {
+		s.writeError(w, &rateLimited{d})
+		return
+	}
 	tenant, next, err := s.oidcCallback(w, r, c, ip)
 	if err != nil {
+		s.ipFailed(ip)
 		var f oidcFailure
 		if !errors.As(err, &f) {
 			s.log.Warn("OIDC sign-in", "provider", c.p.Name, "err", err)
