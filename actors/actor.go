@@ -449,7 +449,7 @@ func (a *actor) commit() error {
 			a.publish(newer)
 		}
 		if !conflict || attempt >= 3 {
-			uerr := engine.Errorf(engine.CodeUnavailable, "could not store the change; nothing was booked, try again")
+			uerr := engine.Errorf(engine.CodeUnavailable, "could not confirm that the change was stored; retry with the same idempotency key to learn the outcome without booking twice")
 			for _, x := range cmds {
 				a.count(x.cmd, uerr)
 				x.answer(reply{err: uerr, seq: a.seq})
