@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/slotd/slotd/internal/demo"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -411,5 +412,31 @@ func TestMetrics(t *testing.T) {
 		}
 		slices.Sort(names)
 		t.Logf("slotd metrics present: %v", names)
+	}
+}
+
+func TestParseCRDBRegions(t *testing.T) {
+	tests := []struct {
+		name, primary, homes string
+		want                 map[string]string
+		wantErr              bool
+	}{
+		{"pairs", "us-east1", "us=us-east1, eu=europe-west1", map[string]string{"us": "us-east1", "eu": "europe-west1"}, false},
+		{"primary only", "us-east1", "", map[string]string{}, false},
+		{"no primary", "", "us=us-east1", nil, true},
+		{"not a pair", "us-east1", "us", nil, true},
+		{"empty side", "us-east1", "us=", nil, true},
+		{"duplicate", "us-east1", "us=a,us=b", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mr, err := parseCRDBRegions(tt.primary, tt.homes)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseCRDBRegions(%q, %q) error = %v, want error %v", tt.primary, tt.homes, err, tt.wantErr)
+			}
+			if err == nil && (mr.PrimaryRegion != tt.primary || !maps.Equal(mr.Homes, tt.want)) {
+				t.Errorf("parseCRDBRegions(%q, %q) = %+v, want primary %q homes %v", tt.primary, tt.homes, mr, tt.primary, tt.want)
+			}
+		})
 	}
 }
