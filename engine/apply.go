@@ -73,6 +73,8 @@ func Decide(s *State, cmd Command, now time.Time) (Result, error) {
 		res, derr = d.importBusy(c)
 	case ExpireHolds:
 		res = d.expireHolds()
+	case EraseSubject:
+		res, derr = d.eraseSubject(c)
 	default:
 		return Result{}, Errorf(CodeInvalid, "unknown command %T", cmd)
 	}
@@ -388,6 +390,12 @@ func checkCustomer(c Customer) *Error {
 	if len(c.Phone) > 32 {
 		return Errorf(CodeInvalid, "customer phone longer than 32 bytes")
 	}
+	if c.Subject != "" && !ValidID(c.Subject) {
+		return Errorf(CodeInvalid, "customer subject %q: 1–64 letters, digits, '_', '.', '-'", c.Subject)
+	}
+	if c.Erased || c.Sealed != "" {
+		return Errorf(CodeInvalid, "customer must not be marked erased or sealed")
+	}
 	for _, s := range []string{c.Name, c.Email, c.Phone} {
 		for _, r := range s {
 			if r < 0x20 || r == 0x7f {
@@ -422,6 +430,11 @@ func (d *decider) book(c Book) (Result, *Error) {
 	}
 	if err := checkCustomer(c.Customer); err != nil {
 		return Result{}, err
+	}
+	if d.s.erased[c.Customer.Subject] {
+		// The pseudonym was looked up just before its erasure: the host
+		// gives the customer a new one on a retry.
+		return Result{}, Errorf(CodeConflict, "the customer's records were just erased; retry the booking")
 	}
 	var (
 		p     placement
@@ -522,6 +535,23 @@ func (d *decider) reschedule(c Reschedule) (Result, *Error) {
 	nb.UpdatedAt = d.now
 	nb.Rescheduled++
 	return Result{Booking: &nb, Events: []Event{{Type: EvBookingRescheduled, Booking: &nb, Idem: idemRec(c.IdempotencyKey, c, "booking", b.ID)}}}, nil
+}
+
+func (d *decider) eraseSubject(c EraseSubject) (Result, *Error) {
+	if !ValidID(c.Subject) {
+		return Result{}, Errorf(CodeInvalid, "subject %q: 1–64 letters, digits, '_', '.', '-'", c.Subject)
+	}
+	var ids []string
+	for id, b := range d.s.bookings {
+		if b.Customer.Subject == c.Subject && !b.Customer.Erased {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 && d.s.erased[c.Subject] {
+		return Result{}, nil
+	}
+	sort.Strings(ids)
+	return Result{Events: []Event{{Type: EvSubjectErased, Subject: c.Subject, BookingIDs: ids}}}, nil
 }
 
 // MaxBusyBlocks bounds one import.

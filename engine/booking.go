@@ -6,10 +6,24 @@ import (
 )
 
 // Customer is the person a booking is for (a data subject, not an account).
+//
+// Subject is a pseudonymous id of that person within the tenant, the same on
+// all their bookings; the host assigns it before a Book is applied (the
+// engine only checks its shape, and bookings made before subjects existed
+// have none). EraseSubject anonymises every booking of a subject: the
+// customer becomes {Subject, Erased: true}, with no name, email or phone.
+//
+// Sealed is for journal codecs only: a codec that encrypts customers at rest
+// moves Name, Email and Phone into Sealed (as text, base64 say) when it
+// encodes and back when it decodes. A State never holds a sealed customer,
+// and Book refuses one.
 type Customer struct {
-	Name  string `json:"name"`
-	Email string `json:"email"`
-	Phone string `json:"phone,omitempty"`
+	Name    string `json:"name"`
+	Email   string `json:"email"`
+	Phone   string `json:"phone,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	Erased  bool   `json:"erased,omitempty"`
+	Sealed  string `json:"sealed,omitempty"`
 }
 
 // Booking statuses.

@@ -91,6 +91,13 @@ type ImportBusy struct {
 // issues it from its timer; clients never need to.
 type ExpireHolds struct{}
 
+// EraseSubject erases a data subject's personal data (GDPR Art. 17): every
+// booking whose customer has this Subject keeps its times, resource, service
+// and status, and its customer becomes {Subject, Erased: true}. Later Books
+// for the subject are refused, so that an erased pseudonym is never reused.
+// Erasing a subject again changes nothing and emits no event.
+type EraseSubject struct{ Subject string }
+
 func (Configure) commandName() string      { return "configure" }
 func (UpsertResource) commandName() string { return "upsert_resource" }
 func (UpsertService) commandName() string  { return "upsert_service" }
@@ -102,6 +109,7 @@ func (Cancel) commandName() string         { return "cancel" }
 func (Reschedule) commandName() string     { return "reschedule" }
 func (ImportBusy) commandName() string     { return "import_busy" }
 func (ExpireHolds) commandName() string    { return "expire_holds" }
+func (EraseSubject) commandName() string   { return "erase_subject" }
 
 // CommandName is the stable name of a command's kind, for metrics and logs.
 func CommandName(c Command) string { return c.commandName() }
@@ -124,6 +132,12 @@ func describe(c Command) string {
 	case PlaceHold:
 		return fmt.Sprintf("hold|%s|%s|%s", c.ServiceID, c.ResourceID, ts(c.Start))
 	case Book:
+		if c.Customer.Subject != "" {
+			// The pseudonym stands for the customer: a digest of their
+			// name, email and phone would let anyone holding the journal
+			// confirm a guess of them, even after the subject is erased.
+			return fmt.Sprintf("book|%s|%s|%s|%s|subject:%s", c.HoldID, c.ServiceID, c.ResourceID, ts(c.Start), c.Customer.Subject)
+		}
 		return fmt.Sprintf("book|%s|%s|%s|%s|%q|%q|%q", c.HoldID, c.ServiceID, c.ResourceID, ts(c.Start), c.Customer.Name, c.Customer.Email, c.Customer.Phone)
 	case Cancel:
 		return "cancel|" + c.BookingID

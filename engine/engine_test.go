@@ -1254,6 +1254,8 @@ func TestEventsRoundTrip(t *testing.T) {
 	f.apply(engine.Cancel{BookingID: "b2", Reason: "moved away — ünïcödé", IdempotencyKey: "ck"}, now0)
 	f.apply(engine.ImportBusy{ResourceID: "alice", Source: "gcal", Blocks: []engine.Interval{{Start: tue(13, 0), End: tue(14, 0)}}}, now0)
 	f.apply(engine.ExpireHolds{}, now0.Add(time.Minute))
+	f.apply(engine.Book{BookingID: "b3", ServiceID: "cut", ResourceID: "bob", Start: tue(14, 0), Customer: engine.Customer{Name: "Grace", Email: "grace@example.com", Subject: "s-grace"}}, now0)
+	f.apply(engine.EraseSubject{Subject: "s-grace"}, now0)
 	seen := map[string]bool{}
 	for _, e := range f.events {
 		seen[e.Type] = true
@@ -1275,7 +1277,7 @@ func TestEventsRoundTrip(t *testing.T) {
 	}
 	all := []string{engine.EvConfigured, engine.EvResourceUpserted, engine.EvServiceUpserted, engine.EvOverrideSet,
 		engine.EvHoldPlaced, engine.EvHoldReleased, engine.EvHoldExpired, engine.EvBookingConfirmed,
-		engine.EvBookingCancelled, engine.EvBookingRescheduled, engine.EvBusyImported}
+		engine.EvBookingCancelled, engine.EvBookingRescheduled, engine.EvBusyImported, engine.EvSubjectErased}
 	for _, typ := range all {
 		if !seen[typ] {
 			t.Errorf("scenario emitted no %s event", typ)
@@ -1331,6 +1333,8 @@ func TestEvolveRejectsCorruptEvents(t *testing.T) {
 		{"reschedule of unknown booking", engine.Event{Type: engine.EvBookingRescheduled, Booking: &engine.Booking{ID: "nope", ResourceID: "alice"}}},
 		{"busy on unknown resource", engine.Event{Type: engine.EvBusyImported, Busy: &engine.BusyArg{ResourceID: "zed", Source: "x"}}},
 		{"busy without payload", engine.Event{Type: engine.EvBusyImported}},
+		{"erasure without subject", engine.Event{Type: engine.EvSubjectErased, BookingIDs: []string{"b1"}}},
+		{"erasure of an unknown booking", engine.Event{Type: engine.EvSubjectErased, Subject: "s1", BookingIDs: []string{"b1", "nope"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1432,7 +1436,8 @@ func TestErrorCodes(t *testing.T) {
 
 func TestCommandNames(t *testing.T) {
 	cmds := []engine.Command{engine.Configure{}, engine.UpsertResource{}, engine.UpsertService{}, engine.SetOverride{},
-		engine.PlaceHold{}, engine.ReleaseHold{}, engine.Book{}, engine.Cancel{}, engine.Reschedule{}, engine.ImportBusy{}, engine.ExpireHolds{}}
+		engine.PlaceHold{}, engine.ReleaseHold{}, engine.Book{}, engine.Cancel{}, engine.Reschedule{}, engine.ImportBusy{}, engine.ExpireHolds{},
+		engine.EraseSubject{}}
 	seen := map[string]bool{}
 	for _, c := range cmds {
 		n := engine.CommandName(c)

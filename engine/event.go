@@ -19,6 +19,7 @@ const (
 	EvBookingCancelled   = "booking_cancelled"
 	EvBookingRescheduled = "booking_rescheduled"
 	EvBusyImported       = "busy_imported"
+	EvSubjectErased      = "subject_erased"
 )
 
 // Event is one fact about a tenant. Exactly the fields of its Type are set.
@@ -36,6 +37,10 @@ type Event struct {
 	Reason    string          `json:"reason,omitempty"`
 	Busy      *BusyArg        `json:"busy,omitempty"`
 	Idem      *IdemRecord     `json:"idem,omitempty"`
+	// Subject and BookingIDs are the payload of subject_erased: the erased
+	// subject and the bookings whose customer it anonymised.
+	Subject    string   `json:"subject,omitempty"`
+	BookingIDs []string `json:"booking_ids,omitempty"`
 }
 
 // SetOverrideArg is the payload of override_set.
@@ -72,7 +77,8 @@ func DecodeEvent(b []byte) (Event, error) {
 	}
 	switch e.Type {
 	case EvConfigured, EvResourceUpserted, EvServiceUpserted, EvOverrideSet, EvHoldPlaced, EvHoldReleased,
-		EvHoldExpired, EvBookingConfirmed, EvBookingCancelled, EvBookingRescheduled, EvBusyImported:
+		EvHoldExpired, EvBookingConfirmed, EvBookingCancelled, EvBookingRescheduled, EvBusyImported,
+		EvSubjectErased:
 		return e, nil
 	}
 	return Event{}, fmt.Errorf("decode event: unknown type %q", e.Type)

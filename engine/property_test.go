@@ -72,6 +72,7 @@ type sim struct {
 	busy     map[string]map[string][]engine.Interval // resource → source → blocks
 	keyed    []keyedCmd
 	removed  []engine.Resource // resources taken out of the configuration
+	erased   map[string]bool   // subjects erased
 	failed   bool
 }
 
@@ -121,7 +122,8 @@ func pick[T any](r *rand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
 func runSequence(t *testing.T, seed uint64, steps int) bool {
 	t.Helper()
 	m := &sim{t: t, seed: seed, r: rand.New(rand.NewPCG(seed, 0x510d)), s: engine.NewState("prop"),
-		bookings: map[string]engine.Booking{}, holds: map[string]engine.Hold{}, busy: map[string]map[string][]engine.Interval{}}
+		bookings: map[string]engine.Booking{}, holds: map[string]engine.Hold{}, busy: map[string]map[string][]engine.Interval{},
+		erased: map[string]bool{}}
 	m.now = pick(m.r, propStarts).Add(time.Duration(m.r.IntN(24*60)) * time.Minute)
 	m.mustApply(engine.Configure{Config: m.genConfig()})
 	for range steps {
@@ -242,6 +244,8 @@ func (m *sim) step() {
 		m.release()
 	case n < 89:
 		m.reconfigure(cfg)
+	case n < 91:
+		m.erase()
 	default:
 		m.retry()
 	}
@@ -299,6 +303,7 @@ func (m *sim) placeHold(cfg engine.TenantConfig) {
 func (m *sim) book(cfg engine.TenantConfig) {
 	svc, res := m.pickService(cfg)
 	c := ada
+	c.Subject = pick(m.r, propSubjects)
 	if m.r.IntN(20) == 0 {
 		c.Email = "not an email"
 	}
@@ -319,6 +324,13 @@ func (m *sim) bookFromHold() {
 		}
 	}
 	m.apply(cmd)
+}
+
+// propSubjects are the pseudonyms customers book under ("": none).
+var propSubjects = []string{"", "s1", "s2", "s3", "s4"}
+
+func (m *sim) erase() {
+	m.apply(engine.EraseSubject{Subject: pick(m.r, propSubjects[1:])})
 }
 
 func (m *sim) randomBooking() string {
@@ -640,8 +652,20 @@ func (m *sim) apply(cmd engine.Command) (engine.Result, error) {
 		for _, e := range res.Events {
 			delete(m.holds, e.HoldID)
 		}
+	case engine.EraseSubject:
+		// Only the customer changes; capacity and history stay.
+		for id, b := range m.bookings {
+			if b.Customer.Subject == c.Subject {
+				b.Customer = engine.Customer{Subject: c.Subject, Erased: true}
+				m.bookings[id] = b
+			}
+		}
+		m.erased[c.Subject] = true
 	case engine.Book:
 		b := *res.Booking
+		if m.erased[c.Customer.Subject] {
+			m.fatalf("Book(%+v) succeeded for an erased subject", c)
+		}
 		checkBlock("booking "+b.ID, b.ServiceID, b.Start, b.End, b.BlockStart, b.BlockEnd)
 		if c.HoldID != "" {
 			h, ok := m.holds[c.HoldID]
@@ -739,7 +763,7 @@ func (m *sim) checkModel() {
 	for _, b := range got {
 		want, ok := m.bookings[b.ID]
 		if !ok || b.ResourceID != want.ResourceID || b.Status != want.Status || !b.Start.Equal(want.Start) ||
-			!b.BlockStart.Equal(want.BlockStart) || !b.BlockEnd.Equal(want.BlockEnd) {
+			!b.BlockStart.Equal(want.BlockStart) || !b.BlockEnd.Equal(want.BlockEnd) || b.Customer != want.Customer {
 			m.fatalf("engine booking %+v, model %+v", b, want)
 		}
 	}

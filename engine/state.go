@@ -15,6 +15,7 @@ type State struct {
 	bookings map[string]*Booking
 	holds    map[string]*Hold
 	idem     map[string]IdemRecord
+	erased   map[string]bool           // data subjects erased (EraseSubject)
 	zones    map[string]*time.Location // viewer zones seen in queries; a cache
 }
 
@@ -40,7 +41,8 @@ func (s *State) zone(name string) (*time.Location, *Error) {
 
 // NewState returns the empty state of a tenant.
 func NewState(tenant string) *State {
-	return &State{tenant: tenant, bookings: map[string]*Booking{}, holds: map[string]*Hold{}, idem: map[string]IdemRecord{}}
+	return &State{tenant: tenant, bookings: map[string]*Booking{}, holds: map[string]*Hold{}, idem: map[string]IdemRecord{},
+		erased: map[string]bool{}}
 }
 
 // Tenant is the tenant id the state belongs to.
@@ -99,6 +101,25 @@ func (s *State) Holds() []Hold {
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
+
+// Busy returns the busy blocks imported for each resource, by resource id
+// then source.
+func (s *State) Busy() []BusyArg {
+	out := []BusyArg{}
+	if s.cfg == nil {
+		return out
+	}
+	for _, id := range sortedKeys(s.cfg.resources) {
+		r := s.cfg.resources[id]
+		for _, src := range sortedKeys(r.busy) {
+			out = append(out, BusyArg{ResourceID: id, Source: src, Blocks: append([]Interval(nil), r.busy[src]...)})
+		}
+	}
+	return out
+}
+
+// SubjectErased reports whether EraseSubject erased subject.
+func (s *State) SubjectErased(subject string) bool { return s.erased[subject] }
 
 // Size is the number of bookings, holds and idempotency records the state
 // holds: a measure of what a snapshot of it costs.
@@ -211,6 +232,28 @@ func (s *State) evolve(e Event) error {
 		bc := *nb
 		s.bookings[nb.ID] = &bc
 		r.occ.add(occ{start: nb.BlockStart, end: nb.BlockEnd, id: nb.ID})
+	case EvSubjectErased:
+		if e.Subject == "" {
+			return fmt.Errorf("missing subject")
+		}
+		for _, id := range e.BookingIDs {
+			if s.bookings[id] == nil {
+				return fmt.Errorf("unknown booking %q", id)
+			}
+		}
+		erased := Customer{Subject: e.Subject, Erased: true}
+		// The listed bookings are the ones Decide found; matching by
+		// subject as well keeps a replay right should a journal codec
+		// give an old booking another pseudonym on the way back.
+		for _, id := range e.BookingIDs {
+			s.bookings[id].Customer = erased
+		}
+		for _, b := range s.bookings {
+			if b.Customer.Subject == e.Subject {
+				b.Customer = erased
+			}
+		}
+		s.erased[e.Subject] = true
 	case EvBusyImported:
 		if e.Busy == nil || s.cfg == nil {
 			return fmt.Errorf("missing busy blocks or config")
@@ -358,21 +401,34 @@ type snapshot struct {
 	Holds    []Hold        `json:"holds"`
 	Busy     []BusyArg     `json:"busy"`
 	Idem     []IdemRecord  `json:"idem"`
+	Erased   []string      `json:"erased,omitempty"`
 }
+
+// CustomerFunc maps a booking to the customer to store or restore in its
+// place: how a journal codec seals customers in snapshots and opens them.
+type CustomerFunc func(b Booking) (Customer, error)
 
 // MarshalSnapshot serializes the whole state deterministically: equal states
 // give equal bytes, which is how replay is checked against live state.
-func (s *State) MarshalSnapshot() ([]byte, error) {
+func (s *State) MarshalSnapshot() ([]byte, error) { return s.MarshalSnapshotWith(nil) }
+
+// MarshalSnapshotWith is MarshalSnapshot with each booking's customer
+// replaced, in the bytes only, by what seal returns for the booking (nil:
+// unchanged). A journal codec uses it to encrypt customers at rest.
+func (s *State) MarshalSnapshotWith(seal CustomerFunc) ([]byte, error) {
 	snap := snapshot{V: 1, Tenant: s.tenant, Bookings: s.Bookings(time.Time{}, time.Time{}), Holds: s.Holds(),
-		Busy: []BusyArg{}, Idem: make([]IdemRecord, 0, len(s.idem))}
+		Busy: s.Busy(), Idem: make([]IdemRecord, 0, len(s.idem)), Erased: sortedKeys(s.erased)}
 	if s.cfg != nil {
 		c := s.cfg.cfg
 		snap.Config = &c
-		for _, id := range sortedKeys(s.cfg.resources) {
-			r := s.cfg.resources[id]
-			for _, src := range sortedKeys(r.busy) {
-				snap.Busy = append(snap.Busy, BusyArg{ResourceID: id, Source: src, Blocks: r.busy[src]})
+	}
+	if seal != nil {
+		for i := range snap.Bookings {
+			c, err := seal(snap.Bookings[i])
+			if err != nil {
+				return nil, fmt.Errorf("snapshot booking %s: %w", snap.Bookings[i].ID, err)
 			}
+			snap.Bookings[i].Customer = c
 		}
 	}
 	for _, k := range sortedKeys(s.idem) {
@@ -383,12 +439,27 @@ func (s *State) MarshalSnapshot() ([]byte, error) {
 
 // RestoreState rebuilds a state from MarshalSnapshot's bytes.
 func RestoreState(tenant string, data []byte) (*State, error) {
+	return RestoreStateWith(tenant, data, nil)
+}
+
+// RestoreStateWith rebuilds a state from MarshalSnapshotWith's bytes, each
+// booking's customer replaced by what open returns for it (nil: as stored).
+func RestoreStateWith(tenant string, data []byte, open CustomerFunc) (*State, error) {
 	var snap snapshot
 	if err := json.Unmarshal(data, &snap); err != nil {
 		return nil, fmt.Errorf("restore snapshot: %w", err)
 	}
 	if snap.V != 1 || snap.Tenant != tenant {
 		return nil, fmt.Errorf("restore snapshot: version %d tenant %q, want 1 and %q", snap.V, snap.Tenant, tenant)
+	}
+	if open != nil {
+		for i := range snap.Bookings {
+			c, err := open(snap.Bookings[i])
+			if err != nil {
+				return nil, fmt.Errorf("restore snapshot: booking %s: %w", snap.Bookings[i].ID, err)
+			}
+			snap.Bookings[i].Customer = c
+		}
 	}
 	s := NewState(tenant)
 	if snap.Config != nil {
@@ -419,6 +490,9 @@ func RestoreState(tenant string, data []byte) (*State, error) {
 	}
 	for _, rec := range snap.Idem {
 		s.idem[rec.Key] = rec
+	}
+	for _, subject := range snap.Erased {
+		s.erased[subject] = true
 	}
 	return s, nil
 }
