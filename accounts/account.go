@@ -51,19 +51,6 @@ func (r Role) kind() string {
 	return "admin"
 }
 
-// rank orders roles for "may manage" checks.
-func (r Role) rank() int {
-	switch r {
-	case RoleOwner:
-		return 3
-	case RoleAdmin:
-		return 2
-	case RoleStaff:
-		return 1
-	}
-	return 0
-}
-
 // Account is a person who works for a tenant, as the API shows it: never
 // with a secret.
 type Account struct {
