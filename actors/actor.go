@@ -282,7 +282,7 @@ func (a *actor) reload(from uint64, withNewer bool) (newer []engine.Event, err e
 	}
 	st := engine.NewState(a.tenant)
 	if snap.Data != nil {
-		if st, err = engine.RestoreState(a.tenant, snap.Data); err != nil {
+		if st, err = a.reg.cfg.Codec.DecodeSnapshot(ctx, a.tenant, snap.Data); err != nil {
 			return nil, fmt.Errorf("load tenant %s: %w", a.tenant, err)
 		}
 	}
@@ -291,20 +291,19 @@ func (a *actor) reload(from uint64, withNewer bool) (newer []engine.Event, err e
 		if err != nil {
 			return nil, fmt.Errorf("load tenant %s: read journal after %d: %w", a.tenant, from, err)
 		}
-		for _, e := range hidden {
-			ev, err := engine.DecodeEvent(e.Data)
-			if err != nil {
-				return nil, fmt.Errorf("load tenant %s seq %d: %w", a.tenant, e.Seq, err)
-			}
-			newer = append(newer, ev)
+		evs, err := a.decode(ctx, hidden)
+		if err != nil {
+			return nil, fmt.Errorf("load tenant %s: %w", a.tenant, err)
 		}
+		newer = append(newer, evs...)
 	}
 	seq := snap.Seq
-	for _, e := range tail {
-		ev, err := engine.DecodeEvent(e.Data)
-		if err != nil {
-			return nil, fmt.Errorf("load tenant %s seq %d: %w", a.tenant, e.Seq, err)
-		}
+	evs, err := a.decode(ctx, tail)
+	if err != nil {
+		return nil, fmt.Errorf("load tenant %s: %w", a.tenant, err)
+	}
+	for i, e := range tail {
+		ev := evs[i]
 		if err := st.Evolve(ev); err != nil {
 			return nil, fmt.Errorf("load tenant %s seq %d: %w", a.tenant, e.Seq, err)
 		}
@@ -318,6 +317,25 @@ func (a *actor) reload(from uint64, withNewer bool) (newer []engine.Event, err e
 		a.reg.cfg.Metrics.FollowedEvents.Add(float64(len(newer)))
 	}
 	return newer, nil
+}
+
+// decode decodes journal entries with the registry's codec.
+func (a *actor) decode(ctx context.Context, entries []persistence.Entry) ([]engine.Event, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	data := make([][]byte, len(entries))
+	for i, e := range entries {
+		data[i] = e.Data
+	}
+	evs, err := a.reg.cfg.Codec.DecodeEvents(ctx, a.tenant, data)
+	if err != nil {
+		return nil, fmt.Errorf("decode journal seq %d–%d: %w", entries[0].Seq, entries[len(entries)-1].Seq, err)
+	}
+	if len(evs) != len(entries) {
+		return nil, fmt.Errorf("decode journal seq %d–%d: codec returned %d events for %d entries", entries[0].Seq, entries[len(entries)-1].Seq, len(evs), len(entries))
+	}
+	return evs, nil
 }
 
 // followPage bounds the journal entries read at once while catching up.
@@ -334,23 +352,26 @@ func (a *actor) catchUp() error {
 	for {
 		ctx, cancel := a.ctx()
 		entries, err := a.reg.cfg.Store.ReadFrom(ctx, a.tenant, a.seq, followPage)
-		cancel()
 		if err != nil {
+			cancel()
 			a.reg.cfg.Logger.Warn("reading the journal tail failed; retrying at the next wake-up", "tenant", a.tenant, "after", a.seq, "err", err)
 			return nil
 		}
 		if len(entries) == 0 {
+			cancel()
 			return nil
 		}
+		decoded, err := a.decode(ctx, entries)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("follow tenant %s: %w", a.tenant, err)
+		}
 		events := make([]engine.Event, 0, len(entries))
-		for _, e := range entries {
+		for i, e := range entries {
 			if e.Seq != a.seq+1 {
 				return fmt.Errorf("follow tenant %s: journal entry %d after %d", a.tenant, e.Seq, a.seq)
 			}
-			ev, err := engine.DecodeEvent(e.Data)
-			if err != nil {
-				return fmt.Errorf("follow tenant %s seq %d: %w", a.tenant, e.Seq, err)
-			}
+			ev := decoded[i]
 			if err := a.state.Evolve(ev); err != nil {
 				return fmt.Errorf("follow tenant %s seq %d: %w", a.tenant, e.Seq, err)
 			}
@@ -498,16 +519,15 @@ func (a *actor) append() error {
 	if len(a.uncommitted) == 0 {
 		return nil
 	}
-	enc := make([][]byte, len(a.uncommitted))
-	for i, e := range a.uncommitted {
-		b, err := engine.EncodeEvent(e)
-		if err != nil {
-			return fmt.Errorf("encode event: %w", err)
-		}
-		enc[i] = b
-	}
 	ctx, cancel := a.ctx()
 	defer cancel()
+	enc, err := a.reg.cfg.Codec.EncodeEvents(ctx, a.tenant, a.uncommitted)
+	if err != nil {
+		return fmt.Errorf("encode events: %w", err)
+	}
+	if len(enc) != len(a.uncommitted) {
+		return fmt.Errorf("encode events: codec returned %d entries for %d events", len(enc), len(a.uncommitted))
+	}
 	start := time.Now()
 	seq, err := a.reg.cfg.Store.Append(ctx, a.tenant, a.seq, enc)
 	mt.CommitSeconds.Observe(time.Since(start).Seconds())
@@ -745,12 +765,12 @@ func (a *actor) snapshot() {
 	if a.state == nil || a.seq == a.snapSeq {
 		return
 	}
-	data, err := a.state.MarshalSnapshot()
+	ctx, cancel := a.ctx()
+	data, err := a.reg.cfg.Codec.EncodeSnapshot(ctx, a.tenant, a.state)
 	if err == nil {
-		ctx, cancel := a.ctx()
 		err = a.reg.cfg.Store.SaveSnapshot(ctx, a.tenant, persistence.Snapshot{Seq: a.seq, Data: data})
-		cancel()
 	}
+	cancel()
 	if err != nil {
 		a.reg.cfg.Logger.Warn("snapshot failed", "tenant", a.tenant, "seq", a.seq, "err", err)
 		return

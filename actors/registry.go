@@ -44,7 +44,11 @@ type Store interface {
 // Config holds a registry's dependencies and limits. Zero limits take the
 // defaults shown.
 type Config struct {
-	Store   Store
+	Store Store
+	// Codec encodes events and snapshots for the store and decodes them
+	// (default JSONCodec{}). If it is a CommandPreparer, Do passes every
+	// command through it first.
+	Codec   Codec
 	Clock   clock.Clock  // default clock.Real{}
 	Logger  *slog.Logger // default slog.Default()
 	Metrics *Metrics     // default NewMetrics(nil)
@@ -61,6 +65,9 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
+	if c.Codec == nil {
+		c.Codec = JSONCodec{}
+	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
@@ -286,6 +293,15 @@ type Reply struct {
 // the command's events are durable. Domain refusals are *engine.Error. If
 // ctx ends first Do returns ctx.Err() and the command may still complete.
 func (r *Registry) Do(ctx context.Context, tenant string, cmd engine.Command) (Reply, error) {
+	if p, ok := r.cfg.Codec.(CommandPreparer); ok {
+		if err := persistence.CheckTenant(tenant); err != nil {
+			return Reply{}, engine.Errorf(engine.CodeInvalid, "tenant id %q is malformed", tenant)
+		}
+		var err error
+		if cmd, err = p.PrepareCommand(ctx, tenant, cmd); err != nil {
+			return Reply{}, err
+		}
+	}
 	m := &message{kind: kindCmd, cmd: cmd, reply: make(chan reply, 1)}
 	if err := r.send(tenant, m); err != nil {
 		return Reply{}, err

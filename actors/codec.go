@@ -1,0 +1,84 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/slotd/slotd/engine"
+)
+
+// Codec turns a tenant's events and state into the bytes its store keeps,
+// and back. It is the seam where data is transformed at rest: the default,
+// JSONCodec, stores engine.EncodeEvent and MarshalSnapshot as they are;
+// package privacy seals customers' personal data per data subject, so that
+// erasing a subject makes every stored copy unreadable.
+//
+// The actor calls it on its own goroutine with a context bounded by
+// Config.StoreTimeout: a codec may read the records it needs (keys), but
+// every call delays the tenant. Events and entries come in batches (a group
+// commit, a journal tail) so that a codec can share work across them. A
+// codec is used by every actor at once and must be safe for concurrent use.
+//
+// Decoding must give back what was encoded: the state rebuilt from stored
+// bytes is the state that was live, or the actor's replay guarantees fail.
+// A codec that changes what it yields (personal data erased since) must do
+// so the same way on every later decode.
+type Codec interface {
+	// EncodeEvents encodes events for one journal append, in order.
+	EncodeEvents(ctx context.Context, tenant string, events []engine.Event) ([][]byte, error)
+	// DecodeEvents decodes journal entries' data, in order.
+	DecodeEvents(ctx context.Context, tenant string, data [][]byte) ([]engine.Event, error)
+	// EncodeSnapshot serializes st, which the codec must not change or keep.
+	EncodeSnapshot(ctx context.Context, tenant string, st *engine.State) ([]byte, error)
+	// DecodeSnapshot rebuilds a state from EncodeSnapshot's bytes.
+	DecodeSnapshot(ctx context.Context, tenant string, data []byte) (*engine.State, error)
+}
+
+// A CommandPreparer is a Codec that must see every command before it is
+// applied: Registry.Do hands it the command on the caller's goroutine
+// (never the actor's, so it may do I/O freely) and applies what it
+// returns. Package privacy uses it to give each customer their pseudonym
+// (engine.Customer.Subject). Refusals should be *engine.Error; other
+// errors reach the caller as they are.
+type CommandPreparer interface {
+	PrepareCommand(ctx context.Context, tenant string, cmd engine.Command) (engine.Command, error)
+}
+
+// JSONCodec is the default Codec: the engine's own JSON, unchanged.
+type JSONCodec struct{}
+
+// EncodeEvents implements Codec with engine.EncodeEvent.
+func (JSONCodec) EncodeEvents(_ context.Context, _ string, events []engine.Event) ([][]byte, error) {
+	out := make([][]byte, len(events))
+	for i, e := range events {
+		b, err := engine.EncodeEvent(e)
+		if err != nil {
+			return nil, fmt.Errorf("event %d (%s): %w", i, e.Type, err)
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// DecodeEvents implements Codec with engine.DecodeEvent.
+func (JSONCodec) DecodeEvents(_ context.Context, _ string, data [][]byte) ([]engine.Event, error) {
+	out := make([]engine.Event, len(data))
+	for i, d := range data {
+		e, err := engine.DecodeEvent(d)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d of %d: %w", i+1, len(data), err)
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// EncodeSnapshot implements Codec with State.MarshalSnapshot.
+func (JSONCodec) EncodeSnapshot(_ context.Context, _ string, st *engine.State) ([]byte, error) {
+	return st.MarshalSnapshot()
+}
+
+// DecodeSnapshot implements Codec with engine.RestoreState.
+func (JSONCodec) DecodeSnapshot(_ context.Context, tenant string, data []byte) (*engine.State, error) {
+	return engine.RestoreState(tenant, data)
+}
