@@ -45,21 +45,21 @@ const (
 	sessionName = "test_session"
 )
 
-// accounts is the fake of package accounts: a cookie names a signed-in
+// fakeAccounts is the fake of package accounts: a cookie names a signed-in
 // account. It serves oauth.Accounts (consent) and gateway's Sessions
 // (administration routes with a cookie), as the real one will.
-type accounts struct {
+type fakeAccounts struct {
 	mu   sync.Mutex // guards byID
 	byID map[string]oauth.Account
 }
 
-func (a *accounts) add(acc oauth.Account) {
+func (a *fakeAccounts) add(acc oauth.Account) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.byID[acc.ID] = acc
 }
 
-func (a *accounts) CurrentAccount(r *http.Request) (oauth.Account, bool) {
+func (a *fakeAccounts) CurrentAccount(r *http.Request) (oauth.Account, bool) {
 	c, err := r.Cookie(sessionName)
 	if err != nil {
 		return oauth.Account{}, false
@@ -70,7 +70,7 @@ func (a *accounts) CurrentAccount(r *http.Request) (oauth.Account, bool) {
 	return acc, ok
 }
 
-func (a *accounts) AuthenticateRequest(r *http.Request) (gateway.Principal, error) {
+func (a *fakeAccounts) AuthenticateRequest(r *http.Request) (gateway.Principal, error) {
 	acc, ok := a.CurrentAccount(r)
 	if !ok {
 		return gateway.Principal{}, engine.Errorf(engine.CodeUnauthorized, "not signed in")
@@ -192,7 +192,7 @@ type env struct {
 	oauth   *oauth.Server
 	srv     *httptest.Server
 	URL     string
-	accs    *accounts
+	accs    *fakeAccounts
 	logs    *logBuffer
 	revoked chan string // grants passed to OnRevoke
 }
@@ -206,7 +206,7 @@ var (
 // newEnv starts an env; opts adjust the OAuth server's configuration.
 func newEnv(tb testing.TB, opts ...func(*oauth.Config)) *env {
 	tb.Helper()
-	e := &env{tb: tb, store: memstore.New(), accs: &accounts{byID: map[string]oauth.Account{}}, logs: &logBuffer{},
+	e := &env{tb: tb, store: memstore.New(), accs: &fakeAccounts{byID: map[string]oauth.Account{}}, logs: &logBuffer{},
 		revoked: make(chan string, 64)}
 	for _, a := range []oauth.Account{ownerA, staffA, ownerB} {
 		e.accs.add(a)
