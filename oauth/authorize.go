@@ -252,7 +252,7 @@ var consentTemplate = template.Must(template.New("consent").Parse(`<!doctype htm
 <p>Signed in as <strong>{{.Account}}</strong> of <strong>{{.Tenant}}</strong>. {{.App}} ({{.AppID}}) will be able to:</p>
 <ul>{{range .Scopes}}<li>{{.Text}} <code>{{.Name}}</code></li>{{end}}</ul>
 {{if .Withheld}}<p>It also asked for {{range $i, $s := .Withheld}}{{if $i}}, {{end}}<code>{{$s}}</code>{{end}}, which your role cannot grant.</p>{{end}}
-<p>You will be sent back to <strong>{{.ReturnTo}}</strong>. You can revoke this access at any time.</p>
+<p>You will be sent back to <strong>{{.ReturnTo}}</strong>. The business's owners and admins can revoke this access at any time.</p>
 <form method="post" action="/oauth2/authorize">
 {{range .Hidden}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
 {{end}}<input type="hidden" name="consent" value="{{.Consent}}">
