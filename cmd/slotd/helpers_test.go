@@ -119,7 +119,12 @@ func startSlotd(tb testing.TB, args []string, env map[string]string) *slotd {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &slotd{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	getenv := func(k string) string { return env[k] }
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return testSecrets[k] // shared by every instance of a test, as in production
+	}
 	go func() { s.done <- run(ctx, args, getenv, s.stdout, s.stderr) }()
 	tb.Cleanup(func() {
 		if err := s.stop(tb); err != nil {
@@ -382,3 +387,10 @@ func (w *wsClient) do(ctx context.Context, req gateway.Request) (gateway.Frame, 
 }
 
 func (w *wsClient) close() { w.c.Close(websocket.StatusNormalClosure, "") }
+
+// testSecrets are the master keys and OAuth token key that slotd needs from
+// the environment when it runs on a database; fixed test values.
+var testSecrets = map[string]string{
+	"SLOTD_MASTER_KEYS":  "test1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+	"SLOTD_OAUTH_SECRET": "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
+}

@@ -264,9 +264,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			origins = append(origins, p)
 		}
 	}
-	gw := gateway.New(gateway.Config{
-		Tenants: registry, Directory: store, Regions: tenantRegions(store), Auth: gateway.NewOperatorToken(token),
-		Logger: log.With("component", "gateway"), Metrics: gateway.NewMetrics(reg),
+	var gw *gateway.Server
+	sec, err := buildSecurity(o, store, getenv, log, &gw)
+	if err != nil {
+		registry.Close()
+		return fmt.Errorf("security: %w", err)
+	}
+	gw = gateway.New(gateway.Config{
+		Tenants: registry, Directory: store, Regions: tenantRegions(store),
+		Auth:     gateway.ChainAuth(gateway.NewOperatorToken(token), sec.accounts.WSTokens(), sec.oauth),
+		Sessions: sec.accounts,
+		Routes:   append(sec.accounts.Routes(), sec.oauth.Routes()...),
+		Logger:   log.With("component", "gateway"), Metrics: gateway.NewMetrics(reg),
 		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready: func(ctx context.Context) error {
 			_, err := store.ListDirectory(ctx, "meta")
@@ -274,6 +283,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		OriginPatterns: origins,
 	})
+	sec.accounts.SetGrantCloser(gw)
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestEmbeddedGeneratesKeysOnce checks that slotd on the embedded store,
+// with no master keys or OAuth key configured, generates both once in the
+// data directory (readable by its owner only) and reuses them on restart.
+func TestEmbeddedGeneratesKeysOnce(t *testing.T) {
+	dir := t.TempDir()
+	noKeys := map[string]string{"SLOTD_MASTER_KEYS": "", "SLOTD_MASTER_KEYS_FILE": "", "SLOTD_OAUTH_SECRET": ""}
+	args := []string{"-addr", "127.0.0.1:0", "-data", dir}
+	first := startSlotd(t, args, noKeys)
+	if err := first.stop(t); err != nil {
+		t.Fatalf("stop = %v", err)
+	}
+	read := func() map[string]string {
+		out := map[string]string{}
+		for _, name := range []string{"master-keys", "oauth-secret"} {
+			p := filepath.Join(dir, name)
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("stat %s: %v", name, err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s mode = %v, want 0600", name, fi.Mode().Perm())
+			}
+			b, _ := os.ReadFile(p)
+			out[name] = string(b)
+		}
+		return out
+	}
+	before := read()
+	second := startSlotd(t, args, noKeys)
+	if err := second.stop(t); err != nil {
+		t.Fatalf("stop = %v", err)
+	}
+	after := read()
+	for k := range before {
+		if before[k] != after[k] {
+			t.Errorf("%s changed across a restart", k)
+		}
+	}
+}
+
+// TestDatabaseNeedsKeysFromEnvironment checks that with a database slotd
+// refuses to start without master keys from the environment: keys never
+// live beside (or in) the data.
+func TestDatabaseNeedsKeysFromEnvironment(t *testing.T) {
+	o := options{databaseURL: "postgres://unused", dataDir: t.TempDir()}
+	if _, err := loadKeyring(o, func(string) string { return "" }, discardLogger()); err == nil {
+		t.Fatal("loadKeyring with a database and no SLOTD_MASTER_KEYS = nil error, want a refusal")
+	}
+	if _, err := oauthSecret(o, func(string) string { return "" }, discardLogger()); err == nil {
+		t.Fatal("oauthSecret with a database and no SLOTD_OAUTH_SECRET = nil error, want a refusal")
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
