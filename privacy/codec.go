@@ -1,0 +1,219 @@
+package privacy
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/slotd/slotd/actors"
+	"github.com/slotd/slotd/engine"
+	"github.com/slotd/slotd/persistence"
+	"github.com/slotd/slotd/security/secrets"
+)
+
+// Codec is the actors.Codec that keeps customers' personal data sealed at
+// rest. Before a booking reaches the journal or a snapshot, its customer's
+// name, email and phone are sealed with secrets.SubjectKeys under the key
+// of the customer's pseudonym (engine.Customer.Subject), bound to the
+// tenant, the pseudonym and the booking id, and only the pseudonym and the
+// ciphertext (Customer.Sealed) are stored. Decoding opens them again; once
+// the subject's key is forgotten (Forget, by Service.Erase) the customer
+// decodes as {Subject, Erased: true}, from the live journal, from old
+// snapshots and from any backup alike.
+//
+// As an actors.CommandPreparer it gives each Book's customer their
+// pseudonym, from the email index, before the command is applied
+// (overwriting whatever Subject the caller set).
+//
+// Journals written before the codec (plaintext customers without a
+// pseudonym) still load: each such customer is given the pseudonym of
+// their email on the way in, so exports and erasure find them too. Their
+// old journal entries stay in plaintext on disk, though: only what is
+// written through the codec is sealed (see the package documentation).
+//
+// Codec is safe for concurrent use.
+type Codec struct {
+	ring    *secrets.Keyring
+	records persistence.RecordStore
+	store   *KeyStore
+	keys    *secrets.SubjectKeys
+	salts   *lru.Cache[string, []byte] // tenant → index salt; salts never change
+}
+
+var (
+	_ actors.Codec           = (*Codec)(nil)
+	_ actors.CommandPreparer = (*Codec)(nil)
+)
+
+// saltCacheSize bounds the tenants whose index salt is kept in memory.
+const saltCacheSize = 16384
+
+// NewCodec returns a Codec that wraps subject keys with ring and keeps
+// them, the email index and the index salts in records. records should be
+// a store whose backups expire within the erasure deadline: it may be the
+// main store, or better one of its own (package documentation).
+func NewCodec(ring *secrets.Keyring, records persistence.RecordStore) *Codec {
+	salts, _ := lru.New[string, []byte](saltCacheSize) // fails only for a size <= 0
+	store := NewKeyStore(records)
+	return &Codec{ring: ring, records: records, store: store, keys: secrets.NewSubjectKeys(ring, store), salts: salts}
+}
+
+// Forget deletes the subject's key: every ciphertext sealed for them, in
+// journals, snapshots and backups, can never be opened again.
+func (c *Codec) Forget(ctx context.Context, tenant, subject string) error {
+	return c.keys.Forget(ctx, tenant, subject)
+}
+
+// batchKeys returns SubjectKeys that read each subject's wrapped key at
+// most once: one per codec call.
+func (c *Codec) batchKeys() *secrets.SubjectKeys {
+	return secrets.NewSubjectKeys(c.ring, newMemoKeys(c.store))
+}
+
+// PrepareCommand implements actors.CommandPreparer: a Book's customer gets
+// the pseudonym of their email. A Book without an email is left for the
+// engine to refuse.
+func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Command) (engine.Command, error) {
+	b, ok := cmd.(engine.Book)
+	if !ok || NormalizeEmail(b.Customer.Email) == "" {
+		return cmd, nil
+	}
+	subject, err := c.subjectFor(ctx, tenant, b.Customer.Email)
+	if err != nil {
+		return nil, fmt.Errorf("customer pseudonym: %w", err)
+	}
+	b.Customer.Subject = subject
+	return b, nil
+}
+
+// sealedCustomer is the plaintext sealed into Customer.Sealed.
+type sealedCustomer struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	Phone string `json:"phone,omitempty"`
+}
+
+// recordID is the record a booking's customer is sealed for: a ciphertext
+// moved onto another booking does not open.
+func recordID(bookingID string) string { return "booking/" + bookingID }
+
+// seal returns b's customer as stored: sealed, or already erased.
+func (c *Codec) seal(ctx context.Context, sk *secrets.SubjectKeys, tenant string, b engine.Booking) (engine.Customer, error) {
+	cu := b.Customer
+	switch {
+	case cu.Erased:
+		return engine.Customer{Subject: cu.Subject, Erased: true}, nil
+	case cu.Sealed != "":
+		return engine.Customer{}, fmt.Errorf("booking %s: customer is sealed already", b.ID)
+	case cu.Subject == "":
+		// Fail closed: never write personal data that cannot be erased.
+		return engine.Customer{}, fmt.Errorf("booking %s: customer has no pseudonym (commands must pass through Codec.PrepareCommand: set it as actors.Config.Codec)", b.ID)
+	}
+	pt, err := json.Marshal(sealedCustomer{Name: cu.Name, Email: cu.Email, Phone: cu.Phone})
+	if err != nil {
+		return engine.Customer{}, err
+	}
+	blob, err := sk.SealFor(ctx, tenant, cu.Subject, recordID(b.ID), pt)
+	if err != nil {
+		return engine.Customer{}, fmt.Errorf("booking %s: seal customer: %w", b.ID, err)
+	}
+	return engine.Customer{Subject: cu.Subject, Sealed: base64.StdEncoding.EncodeToString(blob)}, nil
+}
+
+// open returns b's customer as stored, opened: in the clear, or erased if
+// the subject's key is gone. A legacy plaintext customer without a
+// pseudonym is given the pseudonym of their email.
+func (c *Codec) open(ctx context.Context, sk *secrets.SubjectKeys, tenant string, b engine.Booking) (engine.Customer, error) {
+	cu := b.Customer
+	switch {
+	case cu.Erased:
+		return engine.Customer{Subject: cu.Subject, Erased: true}, nil
+	case cu.Sealed != "":
+		blob, err := base64.StdEncoding.DecodeString(cu.Sealed)
+		if err != nil {
+			return engine.Customer{}, fmt.Errorf("booking %s: sealed customer is not base64", b.ID)
+		}
+		pt, err := sk.OpenFor(ctx, tenant, cu.Subject, recordID(b.ID), blob)
+		if errors.Is(err, secrets.ErrShredded) {
+			return engine.Customer{Subject: cu.Subject, Erased: true}, nil
+		}
+		if err != nil {
+			return engine.Customer{}, fmt.Errorf("booking %s: open customer: %w", b.ID, err)
+		}
+		var sc sealedCustomer
+		if err := json.Unmarshal(pt, &sc); err != nil {
+			return engine.Customer{}, fmt.Errorf("booking %s: open customer: %w", b.ID, err)
+		}
+		return engine.Customer{Name: sc.Name, Email: sc.Email, Phone: sc.Phone, Subject: cu.Subject}, nil
+	case cu.Subject == "" && NormalizeEmail(cu.Email) != "":
+		subject, err := c.subjectFor(ctx, tenant, cu.Email)
+		if err != nil {
+			return engine.Customer{}, fmt.Errorf("booking %s: customer pseudonym: %w", b.ID, err)
+		}
+		cu.Subject = subject
+		return cu, nil
+	}
+	return cu, nil
+}
+
+// EncodeEvents implements actors.Codec: engine JSON with every booking's
+// customer sealed. The events passed in are not changed.
+func (c *Codec) EncodeEvents(ctx context.Context, tenant string, events []engine.Event) ([][]byte, error) {
+	sk := c.batchKeys()
+	out := make([][]byte, len(events))
+	for i, e := range events {
+		if e.Booking != nil {
+			b := *e.Booking
+			cu, err := c.seal(ctx, sk, tenant, b)
+			if err != nil {
+				return nil, err
+			}
+			b.Customer = cu
+			e.Booking = &b
+		}
+		data, err := engine.EncodeEvent(e)
+		if err != nil {
+			return nil, fmt.Errorf("event %d (%s): %w", i, e.Type, err)
+		}
+		out[i] = data
+	}
+	return out, nil
+}
+
+// DecodeEvents implements actors.Codec.
+func (c *Codec) DecodeEvents(ctx context.Context, tenant string, data [][]byte) ([]engine.Event, error) {
+	sk := c.batchKeys()
+	out := make([]engine.Event, len(data))
+	for i, d := range data {
+		e, err := engine.DecodeEvent(d)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d of %d: %w", i+1, len(data), err)
+		}
+		if e.Booking != nil {
+			cu, err := c.open(ctx, sk, tenant, *e.Booking)
+			if err != nil {
+				return nil, fmt.Errorf("entry %d of %d: %w", i+1, len(data), err)
+			}
+			e.Booking.Customer = cu
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// EncodeSnapshot implements actors.Codec: the engine's snapshot with every
+// booking's customer sealed.
+func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, st *engine.State) ([]byte, error) {
+	sk := c.batchKeys()
+	return st.MarshalSnapshotWith(func(b engine.Booking) (engine.Customer, error) { return c.seal(ctx, sk, tenant, b) })
+}
+
+// DecodeSnapshot implements actors.Codec.
+func (c *Codec) DecodeSnapshot(ctx context.Context, tenant string, data []byte) (*engine.State, error) {
+	sk := c.batchKeys()
+	return engine.RestoreStateWith(tenant, data, func(b engine.Booking) (engine.Customer, error) { return c.open(ctx, sk, tenant, b) })
+}
