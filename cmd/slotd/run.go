@@ -17,7 +17,7 @@
 // WebSockets with "going away", the actors finish their mailboxes and
 // snapshot, and the store is closed last.
 //
-// "slotd migrate" is the one subcommand (migrate.go).
+// Subcommands: "slotd migrate" (migrate.go), "slotd keys" (keys.go), "slotd audit" (audit.go).
 
 package main
 
@@ -105,6 +105,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		fmt.Fprint(fs.Output(), `Usage:
   slotd [flags]          serve (embedded store in -data, or PostgreSQL with -database-url)
   slotd migrate [flags]  create or upgrade the PostgreSQL schema, then exit (slotd migrate -h)
+  slotd keys ...         generate a master key, or rotate every secret to the active one (keys.go)
+  slotd audit ...        verify (and prune) the tenants' audit logs; make checkpoint keys (audit.go)
 
 Flags:
 `)
@@ -133,7 +135,7 @@ Flags:
 		return o, err
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q (the one subcommand is migrate, given first)", fs.Args())
+		return o, fmt.Errorf("unexpected arguments %q (subcommands — migrate, keys, audit — come first)", fs.Args())
 	}
 	if o.followPoll < 0 {
 		return o, fmt.Errorf("-follow-poll %v: want 0 (off) or more", o.followPoll)
@@ -230,8 +232,15 @@ func describeDatabase(dsn string) string {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "migrate" {
-		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "migrate":
+			return runMigrate(ctx, args[1:], getenv, stdout, stderr)
+		case "keys":
+			return runKeys(ctx, args[1:], getenv, stdout, stderr)
+		case "audit":
+			return runAudit(ctx, args[1:], getenv, stdout, stderr)
+		}
 	}
 	o, err := parseFlags(args, getenv, stderr)
 	if err != nil {
