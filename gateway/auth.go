@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/slotd/slotd/engine"
 )
@@ -127,14 +126,9 @@ func (o *OperatorToken) AuthenticateToken(_ context.Context, token string) (Prin
 	return Principal{Kind: "operator", Subject: "operator", Perm: PermOperator}, nil
 }
 
-// bearer extracts the token of an "Authorization: Bearer …" header.
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
-}
+// bearer extracts the token of an "Authorization: Bearer …" header
+// (parseBearer, in transport.go).
+func bearer(r *http.Request) string { return parseBearer(r.Header.Get("Authorization")) }
 
 // Scopes a delegated principal (an OAuth 2 access token) may carry. Every
 // route (Route.Scope) and every WebSocket message (messageNeeds) names the

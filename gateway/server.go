@@ -69,6 +69,16 @@ type Config struct {
 	// the server's own host (path.Match patterns on host[:port]).
 	OriginPatterns []string
 
+	// TrustProxy believes X-Forwarded-For (the client address) and
+	// X-Forwarded-Proto (HTTPS or not): set it only when every request
+	// comes through a proxy that sets both (transport.go).
+	TrustProxy bool
+	// HTTPSOnly refuses plain HTTP but health checks: GET and HEAD are
+	// redirected to HTTPS, anything else is 403 (transport.go).
+	HTTPSOnly bool
+	// HTTPSPort is the port HTTPSOnly redirects to; 0: the default (443).
+	HTTPSPort int
+
 	// Routes adds routes from other packages (accounts, OAuth): each is
 	// enumerated by Routes() like the built-in ones, and one with a
 	// permission gets the same authentication and tenant check.
@@ -262,13 +272,12 @@ func (s *Server) routes() {
 	}
 }
 
-// ServeHTTP adds the security headers every response carries.
+// ServeHTTP adds the security headers every response carries and refuses
+// plain HTTP in HTTPS-only mode (edge, in transport.go), then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	if !s.edge(w, r) {
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
