@@ -420,6 +420,9 @@ func (s *Server) publicInfo(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	if !s.allowTenant(w, tenant) {
+		return
+	}
 	var info *TenantInfo
 	err = s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, _ uint64) error {
 		cfg, ok := st.Config()
@@ -440,6 +443,9 @@ func (s *Server) publicAvailability(w http.ResponseWriter, r *http.Request) {
 	tenant, err := s.tenantByLink(r.Context(), r.PathValue("link"))
 	if err != nil {
 		s.writeError(w, err)
+		return
+	}
+	if !s.allowTenant(w, tenant) {
 		return
 	}
 	s.availability(w, r, tenant)

@@ -69,15 +69,18 @@ type Config struct {
 	// the server's own host (path.Match patterns on host[:port]).
 	OriginPatterns []string
 
-	// TrustProxy believes X-Forwarded-For (the client address) and
-	// X-Forwarded-Proto (HTTPS or not): set it only when every request
-	// comes through a proxy that sets both (transport.go).
+	// TrustProxy believes X-Forwarded-For (the client address, for rate
+	// limits) and X-Forwarded-Proto (HTTPS or not): set it only when every
+	// request comes through a proxy that sets both (transport.go).
 	TrustProxy bool
 	// HTTPSOnly refuses plain HTTP but health checks: GET and HEAD are
 	// redirected to HTTPS, anything else is 403 (transport.go).
 	HTTPSOnly bool
 	// HTTPSPort is the port HTTPSOnly redirects to; 0: the default (443).
 	HTTPSPort int
+	// RateLimits per client address, credential and tenant (limits.go);
+	// the zero value limits nothing.
+	RateLimits RateLimits
 
 	// Routes adds routes from other packages (accounts, OAuth): each is
 	// enumerated by Routes() like the built-in ones, and one with a
@@ -120,6 +123,8 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 
+	limits *limiters
+
 	mu    sync.Mutex // guards conns
 	conns map[*conn]struct{}
 
@@ -161,7 +166,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxSubsPerConn <= 0 {
 		cfg.MaxSubsPerConn = 16
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), conns: map[*conn]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), conns: map[*conn]struct{}{}, limits: newLimiters(cfg.RateLimits)}
 	s.routes()
 	return s
 }
@@ -272,8 +277,9 @@ func (s *Server) routes() {
 	}
 }
 
-// ServeHTTP adds the security headers every response carries and refuses
-// plain HTTP in HTTPS-only mode (edge, in transport.go), then routes.
+// ServeHTTP adds the security headers every response carries, refuses
+// plain HTTP in HTTPS-only mode and rate-limits by client address (edge,
+// in transport.go), then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.edge(w, r) {
 		return
@@ -312,6 +318,12 @@ func (s *Server) authorized(perm Permission, scope string, h http.HandlerFunc) h
 		}
 		if err := checkScope(p, scope); err != nil {
 			s.writeError(w, err)
+			return
+		}
+		if tenant == "" {
+			tenant = p.Tenant
+		}
+		if !s.allowCaller(w, p, tenant) {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)

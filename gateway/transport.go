@@ -28,9 +28,9 @@ var securityHeaders = [][2]string{
 const HSTS = "max-age=63072000; includeSubDomains"
 
 // edge is what every request goes through before the router: the
-// security headers, HSTS on HTTPS and the HTTPS-only refusal of plain
-// HTTP (Config.HTTPSOnly). It returns false when it has answered the
-// request itself.
+// security headers, HSTS on HTTPS, the HTTPS-only refusal of plain HTTP
+// (Config.HTTPSOnly) and the per-address rate limit. It returns false when
+// it has answered the request itself.
 func (s *Server) edge(w http.ResponseWriter, r *http.Request) bool {
 	h := w.Header()
 	for _, kv := range securityHeaders {
@@ -44,7 +44,7 @@ func (s *Server) edge(w http.ResponseWriter, r *http.Request) bool {
 		s.refusePlainHTTP(w, r)
 		return false
 	}
-	return true
+	return s.allowIP(w, r)
 }
 
 // isHTTPS reports whether r reached slotd over TLS, or, with TrustProxy,
@@ -57,7 +57,7 @@ func (s *Server) isHTTPS(r *http.Request) bool {
 }
 
 // isHealthCheck reports whether r is a liveness or readiness probe, which
-// plain HTTP never refuses.
+// plain HTTP and rate limits never refuse.
 func isHealthCheck(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz")
 }

@@ -73,7 +73,9 @@ func serve(ts *testServer, method, target string, tlsOn bool, hdr ...string) *ht
 // the security headers and a strict CSP; HSTS on HTTPS responses only
 // (TLS, or a trusted proxy's X-Forwarded-Proto), never on plain HTTP.
 func TestSecurityHeadersEverywhere(t *testing.T) {
-	ts := newTestServer(t, withMemstore())
+	ts := newTestServer(t, withMemstore(), withGateway(func(c *gateway.Config) {
+		c.RateLimits = gateway.RateLimits{IP: gateway.Rate{PerSec: 0.001, Burst: 1000}}
+	}))
 	link := ts.createTenant(t, "salon", testConfig())
 	paths := []struct{ method, path string }{
 		{"GET", "/healthz"}, {"GET", "/"}, {"GET", "/book/" + link}, {"GET", "/static/app.js"}, {"GET", "/nope"},
@@ -99,6 +101,16 @@ func TestSecurityHeadersEverywhere(t *testing.T) {
 		checkSecurityHeaders(t, "trusted X-Forwarded-Proto "+tt.proto, w.Header(), tt.https)
 	}
 
+	// A rate-limited answer carries them too.
+	limited := newTestServer(t, withMemstore(), withGateway(func(c *gateway.Config) {
+		c.RateLimits = gateway.RateLimits{IP: gateway.Rate{PerSec: 0.001, Burst: 1}}
+	}))
+	serve(limited, "GET", "/", true)
+	w = serve(limited, "GET", "/", true)
+	if w.Code != http.StatusTooManyRequests {
+		t.Fatalf("second request = %d, want 429", w.Code)
+	}
+	checkSecurityHeaders(t, "429", w.Header(), true)
 }
 
 // TestHTTPSOnly: in HTTPS-only mode plain HTTP gets health checks and

@@ -26,6 +26,7 @@ type conn struct {
 	out    chan []byte // bounded; full means the client is too slow
 	done   chan struct{}
 	lim    *rate.Limiter
+	ip     string         // the client's address, for the shared rate limits
 	wg     sync.WaitGroup // forwarders
 
 	mu        sync.Mutex // guards the fields below
@@ -75,6 +76,10 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		}
 		authed = true
 	}
+	if authed && !s.allowCaller(w, p, tenant) {
+		s.cfg.Metrics.Handshakes.WithLabelValues("rate_limited").Inc()
+		return
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{Subprotocol},
 		OriginPatterns: s.cfg.OriginPatterns,
@@ -86,7 +91,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 	cctx, ccancel := context.WithCancel(context.Background())
 	c := &conn{s: s, ws: ws, ctx: cctx, cancel: ccancel, out: make(chan []byte, s.cfg.OutQueue),
-		done: make(chan struct{}), lim: newLimiter(s.cfg), principal: p, tenant: tenant, authed: authed,
+		done: make(chan struct{}), lim: newLimiter(s.cfg), ip: s.ClientIP(r), principal: p, tenant: tenant, authed: authed,
 		subs: map[string]*actors.Subscription{}, claimed: q.Get("tenant")}
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
@@ -240,6 +245,11 @@ func (c *conn) reader() {
 			continue
 		}
 		strikes = 0
+		if err := c.allowMessage(); err != nil {
+			req, _ := DecodeRequest(data) // only for its id
+			c.send(errFrame(req.ID, err))
+			continue
+		}
 		if typ != websocket.MessageText {
 			c.send(errFrame("", engine.Errorf(engine.CodeInvalid, "frames must be text (JSON)")))
 			continue
