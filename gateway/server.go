@@ -66,7 +66,8 @@ type Config struct {
 	Regions Regions
 
 	// OriginPatterns allowed for WebSocket handshakes from browsers, besides
-	// the server's own host (path.Match patterns on host[:port]).
+	// the server's own host (path.Match patterns on host[:port]), for every
+	// tenant; each tenant adds its own (PUT /v1/tenants/{tenant}/origins).
 	OriginPatterns []string
 
 	// TrustProxy believes X-Forwarded-For (the client address, for rate
@@ -205,6 +206,8 @@ func (s *Server) routeTable() []struct {
 		{Route{"GET /v1/tenants", PermOperator, ""}, s.listTenants},
 		{Route{"GET /v1/tenants/{tenant}", PermStaff, ScopeConfigRead}, s.getTenant},
 		{Route{"PUT /v1/tenants/{tenant}/config", PermAdmin, ScopeConfigWrite}, s.putConfig},
+		{Route{"GET /v1/tenants/{tenant}/origins", PermAdmin, ScopeConfigRead}, s.getOrigins},
+		{Route{"PUT /v1/tenants/{tenant}/origins", PermAdmin, ScopeConfigWrite}, s.putOrigins},
 		{Route{"PUT /v1/tenants/{tenant}/resources/{resource}", PermAdmin, ScopeConfigWrite}, s.putResource},
 		{Route{"PUT /v1/tenants/{tenant}/services/{service}", PermAdmin, ScopeConfigWrite}, s.putService},
 		{Route{"PUT /v1/tenants/{tenant}/resources/{resource}/overrides/{date}", PermAdmin, ScopeConfigWrite}, s.putOverride},

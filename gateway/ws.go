@@ -80,9 +80,21 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.Handshakes.WithLabelValues("rate_limited").Inc()
 		return
 	}
+	// Browsers' origins: the tenant's own allow-list applies to a
+	// connection bound to it, or (unauthenticated yet) claiming it with
+	// ?tenant=, which its auth message must then match (bindTenant).
+	originTenant := tenant
+	if !authed {
+		originTenant = q.Get("tenant")
+	}
+	patterns, err := s.originPatterns(ctx, r, originTenant)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{Subprotocol},
-		OriginPatterns: s.cfg.OriginPatterns,
+		OriginPatterns: patterns,
 	})
 	if err != nil {
 		s.cfg.Metrics.Handshakes.WithLabelValues("handshake").Inc()
