@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -14,6 +13,7 @@ import (
 	"github.com/slotd/slotd/gateway"
 	"github.com/slotd/slotd/integrations"
 	"github.com/slotd/slotd/persistence"
+	"github.com/slotd/slotd/privacy"
 	"github.com/slotd/slotd/security/audit"
 	"github.com/slotd/slotd/security/secrets"
 )
@@ -204,14 +204,19 @@ func keyRotators(ring *secrets.Keyring, records persistence.RecordStore, log *sl
 	if err != nil {
 		return nil, err
 	}
-	subjects := secrets.NewSubjectKeys(ring, subjectKeyRecords{records})
+	codec := privacy.NewCodec(ring, records)
 	return []keyRotator{
 		{"calendar credentials", func(ctx context.Context, tenant string) (keyRotation, error) {
 			r, err := integ.RotateKeys(ctx, tenant)
 			return keyRotation{done: r.Resealed, current: r.Current, retried: r.Retried}, err
 		}},
-		{"data subject keys", func(ctx context.Context, tenant string) (keyRotation, error) {
-			return rewrapSubjects(ctx, ring, subjects, records, tenant)
+		{"data subject secrets", func(ctx context.Context, tenant string) (keyRotation, error) {
+			current, err := subjectKeysUnder(ctx, ring, records, tenant)
+			if err != nil {
+				return keyRotation{}, err
+			}
+			n, err := codec.RotateKeys(ctx, tenant) // the subject keys, and the tenant's index salt
+			return keyRotation{done: n, current: current}, err
 		}},
 	}, nil
 }
@@ -274,7 +279,11 @@ func rotateAll(ctx context.Context, tenants []string, rotators []keyRotator, kid
 				len(failed), len(tenants), strings.Join(failed, ", "))
 		}
 		if pass > 1 && moved == 0 {
-			fmt.Fprintf(stdout, "checked again: every secret is under %s. Once every slotd instance runs with this keyring, remove the old keys from it.\n", kid)
+			names := make([]string, len(rotators))
+			for j, r := range rotators {
+				names[j] = r.name
+			}
+			fmt.Fprintf(stdout, "checked again: all %s are under %s. Once every slotd instance runs with this keyring, the old keys can be removed from it.\n", strings.Join(names, " and "), kid)
 			return nil
 		}
 		if pass > 1 {
@@ -284,88 +293,23 @@ func rotateAll(ctx context.Context, tenants []string, rotators []keyRotator, kid
 	return errors.New("keys rotate: secrets keep appearing under another key: make sure every slotd instance runs with the new key first in its keyring, then run again")
 }
 
-// kindSubjectKey is where data subjects' wrapped keys are kept (privacy.KindSubjectKey).
-const kindSubjectKey = "subject_key"
-
-// rewrapSubjects re-wraps every data subject key of tenant still under another master key.
-func rewrapSubjects(ctx context.Context, ring *secrets.Keyring, sk *secrets.SubjectKeys, records persistence.RecordStore, tenant string) (keyRotation, error) {
-	var rot keyRotation
+// subjectKeysUnder counts the tenant's data subject keys already wrapped under the active key.
+func subjectKeysUnder(ctx context.Context, ring *secrets.Keyring, records persistence.RecordStore, tenant string) (int, error) {
+	n := 0
 	after := ""
 	for {
-		recs, err := records.ListRecords(ctx, tenant, kindSubjectKey, "", after, 500)
+		recs, err := records.ListRecords(ctx, tenant, privacy.KindSubjectKey, "", after, 500)
 		if err != nil {
-			return rot, fmt.Errorf("list subject keys: %w", err)
+			return n, fmt.Errorf("list subject keys: %w", err)
 		}
 		for _, r := range recs {
-			stale, err := ring.NeedsRotation(r.Value)
-			if err != nil {
-				return rot, fmt.Errorf("subject key: %w", err)
-			}
-			if !stale {
-				rot.current++
-				continue
-			}
-			ok, err := sk.Rewrap(ctx, tenant, r.Key)
-			if err != nil {
-				return rot, err
-			}
-			if ok {
-				rot.done++
-			} else {
-				rot.retried++ // forgotten or rewritten meanwhile; the next pass looks again
+			if stale, err := ring.NeedsRotation(r.Value); err == nil && !stale {
+				n++
 			}
 		}
 		if len(recs) < 500 {
-			return rot, nil
+			return n, nil
 		}
 		after = recs[len(recs)-1].Key
 	}
-}
-
-// subjectKeyRecords is the part of a secrets.KeyStore over the record store that re-wrapping
-// uses, in the layout of package privacy (kind subject_key, keyed by subject).
-type subjectKeyRecords struct{ records persistence.RecordStore }
-
-func (s subjectKeyRecords) Get(ctx context.Context, tenant, subject string) ([]byte, bool, error) {
-	r, err := s.records.GetRecord(ctx, tenant, kindSubjectKey, subject)
-	if errors.Is(err, persistence.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return r.Value, true, nil
-}
-
-func (s subjectKeyRecords) Put(ctx context.Context, tenant, subject string, wrapped []byte) ([]byte, error) {
-	_, err := s.records.PutRecord(ctx, tenant, kindSubjectKey, subject, wrapped, 0)
-	if errors.Is(err, persistence.ErrConflict) {
-		w, _, err := s.Get(ctx, tenant, subject)
-		return w, err
-	}
-	return wrapped, err
-}
-
-// Replace swaps by compare-and-swap on the record's version, so a key forgotten or replaced
-// since it was read is left alone.
-func (s subjectKeyRecords) Replace(ctx context.Context, tenant, subject string, old, new []byte) (bool, error) {
-	r, err := s.records.GetRecord(ctx, tenant, kindSubjectKey, subject)
-	if errors.Is(err, persistence.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if !bytes.Equal(r.Value, old) {
-		return false, nil
-	}
-	_, err = s.records.PutRecord(ctx, tenant, kindSubjectKey, subject, new, r.Version)
-	if errors.Is(err, persistence.ErrConflict) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-func (s subjectKeyRecords) Delete(ctx context.Context, tenant, subject string) error {
-	return s.records.DeleteRecord(ctx, tenant, kindSubjectKey, subject, persistence.AnyVersion)
 }

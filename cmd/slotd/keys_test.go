@@ -10,6 +10,7 @@ import (
 	"github.com/slotd/slotd/gateway"
 	"github.com/slotd/slotd/integrations"
 	"github.com/slotd/slotd/persistence/pebble"
+	"github.com/slotd/slotd/privacy"
 	"github.com/slotd/slotd/security/audit"
 	"github.com/slotd/slotd/security/auditstore"
 	"github.com/slotd/slotd/security/secrets"
@@ -112,9 +113,13 @@ func TestKeysRotate(t *testing.T) {
 		}
 		conns = append(conns, conn)
 	}
-	subjects := secrets.NewSubjectKeys(ring1, subjectKeyRecords{st})
+	subjects := secrets.NewSubjectKeys(ring1, privacy.NewKeyStore(st))
 	sealedName, err := subjects.SealFor(ctx, "acme", "subj-1", "booking-1", []byte("Ada Lovelace"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The tenant's customer index salt, sealed with the master key too.
+	if _, _, err := privacy.NewCodec(ring1, st).Subject(ctx, "acme", "ada@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Close(); err != nil {
@@ -126,8 +131,8 @@ func TestKeysRotate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("slotd keys rotate = %v", err)
 	}
-	for _, want := range []string{"rotating to key k2 (keyring: k2, k1), 3 tenants", "tenant acme: moved 2 calendar credentials, 1 data subject keys to k2",
-		"calendar credentials: 3 moved to k2, 0 already under it", "data subject keys: 1 moved to k2", "checked again: every secret is under k2"} {
+	for _, want := range []string{"rotating to key k2 (keyring: k2, k1), 3 tenants", "tenant acme: moved 2 calendar credentials, 2 data subject secrets to k2",
+		"calendar credentials: 3 moved to k2, 0 already under it", "data subject secrets: 2 moved to k2", "checked again: all calendar credentials and data subject secrets are under k2"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -135,7 +140,7 @@ func TestKeysRotate(t *testing.T) {
 	// Idempotent.
 	out, err = runSlotd(t, env, "keys", "rotate", "-data", dir)
 	if err != nil || !strings.Contains(out, "calendar credentials: 0 moved to k2, 3 already under it") ||
-		!strings.Contains(out, "data subject keys: 0 moved to k2, 1 already under it") {
+		!strings.Contains(out, "data subject secrets: 0 moved to k2, 1 already under it") {
 		t.Fatalf("second slotd keys rotate = %v; want nothing moved", err)
 	}
 
@@ -156,11 +161,14 @@ func TestKeysRotate(t *testing.T) {
 			t.Fatalf("Credential(%s) with k2 only = %v", c.ID, err)
 		}
 	}
-	name, err := secrets.NewSubjectKeys(ring2, subjectKeyRecords{st}).OpenFor(ctx, "acme", "subj-1", "booking-1", sealedName)
+	name, err := secrets.NewSubjectKeys(ring2, privacy.NewKeyStore(st)).OpenFor(ctx, "acme", "subj-1", "booking-1", sealedName)
 	if err != nil || string(name) != "Ada Lovelace" {
 		t.Fatalf("OpenFor with k2 only = %q, %v", name, err)
 	}
-	if _, err := secrets.NewSubjectKeys(mustRing(t, k1), subjectKeyRecords{st}).OpenFor(ctx, "acme", "subj-1", "booking-1", sealedName); !errors.Is(err, secrets.ErrUnknownKey) {
+	if _, _, err := privacy.NewCodec(ring2, st).Subject(ctx, "acme", "ada@example.com"); err != nil {
+		t.Fatalf("customer index with k2 only = %v", err)
+	}
+	if _, err := secrets.NewSubjectKeys(mustRing(t, k1), privacy.NewKeyStore(st)).OpenFor(ctx, "acme", "subj-1", "booking-1", sealedName); !errors.Is(err, secrets.ErrUnknownKey) {
 		t.Fatalf("OpenFor with k1 only after rotation = %v, want ErrUnknownKey", err)
 	}
 
@@ -171,7 +179,7 @@ func TestKeysRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for tenant, want := range map[string]string{"acme": "3", "beta": "1", "idle": ""} {
+	for tenant, want := range map[string]string{"acme": "4", "beta": "1", "idle": ""} {
 		rep, err := l.Verify(ctx, tenant, nil)
 		if err != nil {
 			t.Fatalf("audit Verify(%s) = %v", tenant, err)
