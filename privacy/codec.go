@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
@@ -69,9 +70,33 @@ func (c *Codec) Forget(ctx context.Context, tenant, subject string) error {
 }
 
 // batchKeys returns SubjectKeys that read each subject's wrapped key at
-// most once: one per codec call.
-func (c *Codec) batchKeys() *secrets.SubjectKeys {
-	return secrets.NewSubjectKeys(c.ring, newMemoKeys(c.store))
+// most once, for one codec call, and its memo.
+func (c *Codec) batchKeys() (*secrets.SubjectKeys, *memoKeys) {
+	m := newMemoKeys(c.store)
+	return secrets.NewSubjectKeys(c.ring, m), m
+}
+
+// listAbove is how many subjects one call must need before it reads all
+// of the tenant's keys in pages rather than each of theirs.
+const listAbove = 32
+
+// warm reads the keys of subjects into m before they are needed: in pages
+// when there are many, otherwise a few at a time in parallel. A codec call
+// runs on the tenant's actor, which waits for it: this keeps a commit of
+// many new customers, or a long journal tail, from paying one store round
+// trip per customer in turn.
+func (c *Codec) warm(ctx context.Context, m *memoKeys, tenant string, subjects map[string]bool) error {
+	switch {
+	case len(subjects) > listAbove:
+		return m.loadAll(ctx, c.records, tenant)
+	case len(subjects) > 1:
+		list := make([]string, 0, len(subjects))
+		for s := range subjects {
+			list = append(list, s)
+		}
+		m.prefetch(ctx, tenant, list)
+	}
+	return nil
 }
 
 // PrepareCommand implements actors.CommandPreparer: a Book's customer gets
@@ -85,6 +110,17 @@ func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Co
 	subject, err := c.subjectFor(ctx, tenant, b.Customer.Email)
 	if err != nil {
 		return nil, fmt.Errorf("customer pseudonym: %w", err)
+	}
+	// Make sure the subject has a key now, on the caller's goroutine:
+	// creating it is a durable write, which the actor would otherwise
+	// make, one customer after another, inside its group commit. Sealing
+	// nothing is the public way to create one.
+	if _, ok, err := c.store.Get(ctx, tenant, subject); err != nil {
+		return nil, fmt.Errorf("customer key: %w", err)
+	} else if !ok {
+		if _, err := c.keys.SealFor(ctx, tenant, subject, "prepare", nil); err != nil {
+			return nil, fmt.Errorf("customer key: %w", err)
+		}
 	}
 	b.Customer.Subject = subject
 	return b, nil
@@ -163,7 +199,16 @@ func (c *Codec) open(ctx context.Context, sk *secrets.SubjectKeys, tenant string
 // EncodeEvents implements actors.Codec: engine JSON with every booking's
 // customer sealed. The events passed in are not changed.
 func (c *Codec) EncodeEvents(ctx context.Context, tenant string, events []engine.Event) ([][]byte, error) {
-	sk := c.batchKeys()
+	sk, m := c.batchKeys()
+	subjects := map[string]bool{}
+	for _, e := range events {
+		if e.Booking != nil && e.Booking.Customer.Subject != "" && !e.Booking.Customer.Erased {
+			subjects[e.Booking.Customer.Subject] = true
+		}
+	}
+	if err := c.warm(ctx, m, tenant, subjects); err != nil {
+		return nil, err
+	}
 	out := make([][]byte, len(events))
 	for i, e := range events {
 		if e.Booking != nil {
@@ -186,13 +231,24 @@ func (c *Codec) EncodeEvents(ctx context.Context, tenant string, events []engine
 
 // DecodeEvents implements actors.Codec.
 func (c *Codec) DecodeEvents(ctx context.Context, tenant string, data [][]byte) ([]engine.Event, error) {
-	sk := c.batchKeys()
+	sk, m := c.batchKeys()
 	out := make([]engine.Event, len(data))
+	subjects := map[string]bool{}
 	for i, d := range data {
 		e, err := engine.DecodeEvent(d)
 		if err != nil {
 			return nil, fmt.Errorf("entry %d of %d: %w", i+1, len(data), err)
 		}
+		if e.Booking != nil && e.Booking.Customer.Sealed != "" {
+			subjects[e.Booking.Customer.Subject] = true
+		}
+		out[i] = e
+	}
+	if err := c.warm(ctx, m, tenant, subjects); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		e := &out[i]
 		if e.Booking != nil {
 			cu, err := c.open(ctx, sk, tenant, *e.Booking)
 			if err != nil {
@@ -200,7 +256,6 @@ func (c *Codec) DecodeEvents(ctx context.Context, tenant string, data [][]byte) 
 			}
 			e.Booking.Customer = cu
 		}
-		out[i] = e
 	}
 	return out, nil
 }
@@ -208,12 +263,25 @@ func (c *Codec) DecodeEvents(ctx context.Context, tenant string, data [][]byte) 
 // EncodeSnapshot implements actors.Codec: the engine's snapshot with every
 // booking's customer sealed.
 func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, st *engine.State) ([]byte, error) {
-	sk := c.batchKeys()
+	sk, m := c.batchKeys()
+	subjects := map[string]bool{}
+	for _, b := range st.Bookings(time.Time{}, time.Time{}) {
+		if b.Customer.Subject != "" && !b.Customer.Erased {
+			subjects[b.Customer.Subject] = true
+		}
+	}
+	if err := c.warm(ctx, m, tenant, subjects); err != nil {
+		return nil, err
+	}
 	return st.MarshalSnapshotWith(func(b engine.Booking) (engine.Customer, error) { return c.seal(ctx, sk, tenant, b) })
 }
 
 // DecodeSnapshot implements actors.Codec.
 func (c *Codec) DecodeSnapshot(ctx context.Context, tenant string, data []byte) (*engine.State, error) {
-	sk := c.batchKeys()
+	// A snapshot holds every booking: read all the tenant's keys at once.
+	sk, m := c.batchKeys()
+	if err := m.loadAll(ctx, c.records, tenant); err != nil {
+		return nil, err
+	}
 	return engine.RestoreStateWith(tenant, data, func(b engine.Booking) (engine.Customer, error) { return c.open(ctx, sk, tenant, b) })
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/slotd/slotd/engine"
@@ -262,5 +264,77 @@ func TestRotateKeys(t *testing.T) {
 	}
 	if _, ok, err := codec3.Subject(ctx, "acme", alice.Email); !ok || err != nil {
 		t.Errorf("after rotation the index salt does not open: %v, %v", ok, err)
+	}
+}
+
+// countingRecords counts the reads of a RecordStore.
+type countingRecords struct {
+	persistence.RecordStore
+	gets, lists atomic.Int64
+}
+
+func (c *countingRecords) GetRecord(ctx context.Context, tenant, kind, key string) (persistence.Record, error) {
+	c.gets.Add(1)
+	return c.RecordStore.GetRecord(ctx, tenant, kind, key)
+}
+
+func (c *countingRecords) ListRecords(ctx context.Context, tenant, kind, prefix, after string, limit int) ([]persistence.Record, error) {
+	c.lists.Add(1)
+	return c.RecordStore.ListRecords(ctx, tenant, kind, prefix, after, limit)
+}
+
+// TestManyCustomers: with many customers the codec reads the tenant's keys
+// in pages rather than one by one, and every customer, erased or not,
+// comes back right after a restart.
+func TestManyCustomers(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	records := &countingRecords{RecordStore: memstore.New()}
+	codec := privacy.NewCodec(mustKeyring(t), records)
+	r := mustRegistry(t, st, codec)
+	mustDo(t, r, "acme", engine.Configure{Config: salon()})
+	const n = 40
+	for i := range n {
+		c := engine.Customer{Name: fmt.Sprintf("Customer %d", i), Email: fmt.Sprintf("c%d@example.com", i)}
+		mustDo(t, r, "acme", engine.Book{BookingID: fmt.Sprintf("b%02d", i), ServiceID: "cut", ResourceID: "anna", Start: at(1+i/8, 9+i%8), Customer: c})
+	}
+	log, _ := mustAudit(t)
+	svc := mustService(t, r, codec, log)
+	if _, err := svc.Erase(ctx, "acme", "c7@example.com", "account:owner"); err != nil {
+		t.Fatal(err)
+	}
+	live := snapshotOf(t, r, "acme")
+	r.Close() // snapshot of 40 customers
+
+	entries, err := st.ReadFrom(ctx, "acme", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([][]byte, len(entries))
+	for i, e := range entries {
+		raw[i] = e.Data
+	}
+	gets, lists := records.gets.Load(), records.lists.Load()
+	evs, err := codec.DecodeEvents(ctx, "acme", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, l := records.gets.Load()-gets, records.lists.Load()-lists; g > 2 || l != 1 {
+		t.Errorf("decoding %d customers made %d reads and %d listings, want a listing", n, g, l)
+	}
+	erased := 0
+	for _, e := range evs {
+		if e.Booking != nil && e.Booking.Customer.Erased {
+			erased++
+		} else if e.Booking != nil && !strings.HasPrefix(e.Booking.Customer.Name, "Customer ") {
+			t.Errorf("booking %s decodes as %+v", e.Booking.ID, e.Booking.Customer)
+		}
+	}
+	if erased != 1 {
+		t.Errorf("%d erased customers in the journal, want 1", erased)
+	}
+	r = mustRegistry(t, st, codec)
+	if got := snapshotOf(t, r, "acme"); !bytes.Equal(got, live) {
+		t.Errorf("restart with %d customers differs:\n%s\nwant\n%s", n, got, live)
 	}
 }

@@ -114,20 +114,74 @@ func (k *KeyStore) Delete(ctx context.Context, tenant, subject string) error {
 type memoKeys struct {
 	base secrets.KeyStore
 
-	mu   sync.Mutex // guards seen
-	seen map[[2]string][]byte
+	mu       sync.Mutex // guards the fields below
+	seen     map[[2]string][]byte
+	complete map[string]bool // tenants whose every key is in seen: a miss is an absent key
 }
 
 func newMemoKeys(base secrets.KeyStore) *memoKeys {
-	return &memoKeys{base: base, seen: map[[2]string][]byte{}}
+	return &memoKeys{base: base, seen: map[[2]string][]byte{}, complete: map[string]bool{}}
+}
+
+// listPage is the page size loadAll reads keys in.
+const listPage = 1000
+
+// loadAll reads every subject key of tenant from records, a page at a
+// time: cheaper than one read per subject when a call needs many (a
+// snapshot, a long journal tail).
+func (m *memoKeys) loadAll(ctx context.Context, records persistence.RecordStore, tenant string) error {
+	all := map[string][]byte{}
+	after := ""
+	for {
+		recs, err := records.ListRecords(ctx, tenant, KindSubjectKey, "", after, listPage)
+		if err != nil {
+			return fmt.Errorf("list subject keys: %w", err)
+		}
+		for _, r := range recs {
+			all[r.Key] = r.Value
+		}
+		if len(recs) < listPage {
+			break
+		}
+		after = recs[len(recs)-1].Key
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for subject, w := range all {
+		m.seen[[2]string{tenant, subject}] = w
+	}
+	m.complete[tenant] = true
+	return nil
+}
+
+// prefetch reads the keys of subjects not seen yet, a few at a time, so
+// that a group commit of many customers does not wait for their reads one
+// after another. Errors are left for the Get that needs the key.
+func (m *memoKeys) prefetch(ctx context.Context, tenant string, subjects []string) {
+	const parallel = 8
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for _, s := range subjects {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_, _, _ = m.Get(ctx, tenant, s)
+		}()
+	}
+	wg.Wait()
 }
 
 func (m *memoKeys) Get(ctx context.Context, tenant, subject string) ([]byte, bool, error) {
 	m.mu.Lock()
 	w, ok := m.seen[[2]string{tenant, subject}]
+	complete := m.complete[tenant]
 	m.mu.Unlock()
 	if ok {
 		return w, w != nil, nil
+	}
+	if complete {
+		return nil, false, nil
 	}
 	w, found, err := m.base.Get(ctx, tenant, subject)
 	if err != nil {
@@ -170,4 +224,5 @@ func (m *memoKeys) forget(tenant, subject string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.seen, [2]string{tenant, subject})
+	m.complete[tenant] = false
 }

@@ -1,0 +1,84 @@
+package privacy_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/slotd/slotd/actors"
+	"github.com/slotd/slotd/engine"
+	"github.com/slotd/slotd/internal/clock"
+	"github.com/slotd/slotd/persistence/pebble"
+	"github.com/slotd/slotd/privacy"
+)
+
+// Run with: go test -run '^$' -bench . -benchtime=3s ./privacy/
+//
+// BenchmarkDurableBook books into one tenant through the registry on
+// Pebble (journal in one directory, subject keys in another), as
+// actors.BenchmarkDurableBookOneTenant does, with the default codec and
+// with the privacy codec; with the privacy codec every booking is either
+// a new customer (a pseudonym and a key created: two more durable record
+// writes, made on the caller's goroutine) or one of 100 returning ones.
+// Reported: bookings/s, acknowledged durable bookings per second.
+func BenchmarkDurableBook(b *testing.B) {
+	b.Run("codec=json", func(b *testing.B) { benchBook(b, false, 0) })
+	b.Run("codec=privacy/customers=new", func(b *testing.B) { benchBook(b, true, 0) })
+	b.Run("codec=privacy/customers=100", func(b *testing.B) { benchBook(b, true, 100) })
+}
+
+func benchBook(b *testing.B, private bool, customers int) {
+	dir := b.TempDir()
+	data, keys := mustPebble(b, filepath.Join(dir, "data")), mustPebble(b, filepath.Join(dir, "keys"))
+	cfg := actors.Config{Store: data, Clock: clock.NewManual(t0), Logger: quietLogger()}
+	if private {
+		cfg.Codec = newCodecForBench(b, keys)
+	}
+	r := actors.NewRegistry(cfg)
+	b.Cleanup(r.Close)
+	week := map[string][]engine.Range{}
+	for _, d := range []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"} {
+		week[d] = []engine.Range{{Start: "00:00", End: "24:00"}}
+	}
+	tc := engine.TenantConfig{Name: "Bench", TimeZone: "UTC",
+		Services: []engine.Service{{ID: "slot", Name: "Slot", DurationMin: 5, StepMin: 5, HorizonDays: engine.MaxHorizonDays}}}
+	const desks = 8
+	for i := range desks {
+		id := fmt.Sprintf("desk-%d", i)
+		tc.Resources = append(tc.Resources, engine.Resource{ID: id, Name: id, Kind: "staff", TimeZone: "UTC", Capacity: 1, Weekly: week})
+		tc.Services[0].Resources = append(tc.Services[0].Resources, id)
+	}
+	mustDo(b, r, "bench", engine.Configure{Config: tc})
+	var next atomic.Int64
+	b.SetParallelism(64)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			i := int(next.Add(1) - 1)
+			who := i
+			if customers > 0 {
+				who = i % customers
+			}
+			cmd := engine.Book{BookingID: fmt.Sprintf("b%d", i), ServiceID: "slot", ResourceID: fmt.Sprintf("desk-%d", i%desks),
+				Start:    t0.Truncate(time.Hour).Add(time.Hour + time.Duration(i/desks)*5*time.Minute),
+				Customer: engine.Customer{Name: fmt.Sprintf("Customer %d", who), Email: fmt.Sprintf("c%d@example.com", who)}}
+			if _, err := r.Do(ctx, "bench", cmd); err != nil {
+				b.Errorf("Do(Book %s) = %v", cmd.BookingID, err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if sec := b.Elapsed().Seconds(); sec > 0 {
+		b.ReportMetric(float64(b.N)/sec, "bookings/s")
+	}
+}
+
+func newCodecForBench(tb testing.TB, keys *pebble.Store) *privacy.Codec {
+	tb.Helper()
+	return privacy.NewCodec(mustKeyring(tb), keys)
+}
