@@ -46,8 +46,13 @@ func newSubject() (string, error) {
 // "alice@example.com" are one person.
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
-// salt returns the tenant's index salt, creating it on first use.
-func (c *Codec) salt(ctx context.Context, tenant string) ([]byte, error) {
+// errNoSalt: the tenant has no index salt yet, so no customer has a
+// pseudonym.
+var errNoSalt = errors.New("no subject salt")
+
+// salt returns the tenant's index salt, creating it on first use if create
+// is set (errNoSalt otherwise).
+func (c *Codec) salt(ctx context.Context, tenant string, create bool) ([]byte, error) {
 	if s, ok := c.salts.Get(tenant); ok {
 		return s, nil
 	}
@@ -66,6 +71,9 @@ func (c *Codec) salt(ctx context.Context, tenant string) ([]byte, error) {
 		}
 		if !errors.Is(err, persistence.ErrNotFound) {
 			return nil, fmt.Errorf("get subject salt: %w", err)
+		}
+		if !create {
+			return nil, errNoSalt
 		}
 		s := make([]byte, saltSize)
 		if _, err := rand.Read(s); err != nil {
@@ -89,8 +97,8 @@ func (c *Codec) salt(ctx context.Context, tenant string) ([]byte, error) {
 }
 
 // indexKey is the index record key of a normalized email.
-func (c *Codec) indexKey(ctx context.Context, tenant, email string) (string, error) {
-	s, err := c.salt(ctx, tenant)
+func (c *Codec) indexKey(ctx context.Context, tenant, email string, create bool) (string, error) {
+	s, err := c.salt(ctx, tenant, create)
 	if err != nil {
 		return "", err
 	}
@@ -103,7 +111,10 @@ func (c *Codec) indexKey(ctx context.Context, tenant, email string) (string, err
 // Subject returns the pseudonym of the customer with this email in tenant,
 // if they have one (have booked, and have not been erased since).
 func (c *Codec) Subject(ctx context.Context, tenant, email string) (subject string, ok bool, err error) {
-	key, err := c.indexKey(ctx, tenant, email)
+	key, err := c.indexKey(ctx, tenant, email, false)
+	if errors.Is(err, errNoSalt) {
+		return "", false, nil
+	}
 	if err != nil {
 		return "", false, err
 	}
@@ -121,7 +132,7 @@ func (c *Codec) Subject(ctx context.Context, tenant, email string) (subject stri
 // have none. Two first bookings at once agree: the index record is created
 // only if absent, and the loser reads the winner's.
 func (c *Codec) subjectFor(ctx context.Context, tenant, email string) (string, error) {
-	key, err := c.indexKey(ctx, tenant, email)
+	key, err := c.indexKey(ctx, tenant, email, true)
 	if err != nil {
 		return "", err
 	}
@@ -151,7 +162,10 @@ func (c *Codec) subjectFor(ctx context.Context, tenant, email string) (string, e
 // unlink deletes the index entry of email if it still names subject, so
 // that nothing stored links the email to the pseudonym any more.
 func (c *Codec) unlink(ctx context.Context, tenant, email, subject string) error {
-	key, err := c.indexKey(ctx, tenant, email)
+	key, err := c.indexKey(ctx, tenant, email, false)
+	if errors.Is(err, errNoSalt) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
