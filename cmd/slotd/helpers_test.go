@@ -117,7 +117,14 @@ type slotd struct {
 // when the test ends.
 func startSlotd(tb testing.TB, args []string, env map[string]string) *slotd {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	return startSlotdCtx(tb, context.Background(), args, env)
+}
+
+// startSlotdCtx is startSlotd with run's context derived from parent (which
+// may carry a gatewayHook).
+func startSlotdCtx(tb testing.TB, parent context.Context, args []string, env map[string]string) *slotd {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(parent)
 	s := &slotd{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	getenv := func(k string) string {
 		if v, ok := env[k]; ok {

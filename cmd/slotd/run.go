@@ -231,6 +231,12 @@ func describeDatabase(dsn string) string {
 	return fmt.Sprintf("PostgreSQL %s/%s", net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), cfg.Database)
 }
 
+// gatewayHook is the context key of a func(*gateway.Server) that run calls
+// with the gateway it built, before serving: the isolation suite
+// (isolation_test.go) enumerates the live router through it, so that every
+// mounted route, whichever package adds it, needs an isolation case.
+type gatewayHook struct{}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -293,6 +299,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		OriginPatterns: origins,
 	})
 	sec.accounts.SetGrantCloser(gw)
+	if hook, ok := ctx.Value(gatewayHook{}).(func(*gateway.Server)); ok {
+		hook(gw)
+	}
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
