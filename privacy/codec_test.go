@@ -338,19 +338,3 @@ func TestManyCustomers(t *testing.T) {
 		t.Errorf("restart with %d customers differs:\n%s\nwant\n%s", n, got, live)
 	}
 }
-
-// TestLookupsCreateNothing: looking a customer up (an export, an erasure
-// request for someone unknown) leaves no record behind.
-func TestLookupsCreateNothing(t *testing.T) {
-	ctx := context.Background()
-	records := memstore.New()
-	codec := privacy.NewCodec(mustKeyring(t), records)
-	if s, ok, err := codec.Subject(ctx, "acme", alice.Email); ok || err != nil {
-		t.Fatalf("Subject in a new tenant = %q, %v, %v", s, ok, err)
-	}
-	for _, kind := range []string{privacy.KindSubjectSalt, privacy.KindSubjectIndex, privacy.KindSubjectKey} {
-		if recs, _ := records.ListRecords(ctx, "acme", kind, "", "", 0); len(recs) != 0 {
-			t.Errorf("a lookup created %d %s records", len(recs), kind)
-		}
-	}
-}

@@ -46,13 +46,8 @@ func newSubject() (string, error) {
 // "alice@example.com" are one person.
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
-// errNoSalt: the tenant has no index salt yet, so no customer has a
-// pseudonym.
-var errNoSalt = errors.New("no subject salt")
-
-// salt returns the tenant's index salt, creating it on first use if create
-// is set (errNoSalt otherwise).
-func (c *Codec) salt(ctx context.Context, tenant string, create bool) ([]byte, error) {
+// salt returns the tenant's index salt, creating it on first use.
+func (c *Codec) salt(ctx context.Context, tenant string) ([]byte, error) {
 	if s, ok := c.salts.Get(tenant); ok {
 		return s, nil
 	}
@@ -71,9 +66,6 @@ func (c *Codec) salt(ctx context.Context, tenant string, create bool) ([]byte, e
 		}
 		if !errors.Is(err, persistence.ErrNotFound) {
 			return nil, fmt.Errorf("get subject salt: %w", err)
-		}
-		if !create {
-			return nil, errNoSalt
 		}
 		s := make([]byte, saltSize)
 		if _, err := rand.Read(s); err != nil {
@@ -97,8 +89,8 @@ func (c *Codec) salt(ctx context.Context, tenant string, create bool) ([]byte, e
 }
 
 // indexKey is the index record key of a normalized email.
-func (c *Codec) indexKey(ctx context.Context, tenant, email string, create bool) (string, error) {
-	s, err := c.salt(ctx, tenant, create)
+func (c *Codec) indexKey(ctx context.Context, tenant, email string) (string, error) {
+	s, err := c.salt(ctx, tenant)
 	if err != nil {
 		return "", err
 	}
@@ -111,10 +103,7 @@ func (c *Codec) indexKey(ctx context.Context, tenant, email string, create bool)
 // Subject returns the pseudonym of the customer with this email in tenant,
 // if they have one (have booked, and have not been erased since).
 func (c *Codec) Subject(ctx context.Context, tenant, email string) (subject string, ok bool, err error) {
-	key, err := c.indexKey(ctx, tenant, email, false)
-	if errors.Is(err, errNoSalt) {
-		return "", false, nil
-	}
+	key, err := c.indexKey(ctx, tenant, email)
 	if err != nil {
 		return "", false, err
 	}
@@ -132,7 +121,7 @@ func (c *Codec) Subject(ctx context.Context, tenant, email string) (subject stri
 // have none. Two first bookings at once agree: the index record is created
 // only if absent, and the loser reads the winner's.
 func (c *Codec) subjectFor(ctx context.Context, tenant, email string) (string, error) {
-	key, err := c.indexKey(ctx, tenant, email, true)
+	key, err := c.indexKey(ctx, tenant, email)
 	if err != nil {
 		return "", err
 	}
@@ -162,10 +151,7 @@ func (c *Codec) subjectFor(ctx context.Context, tenant, email string) (string, e
 // unlink deletes the index entry of email if it still names subject, so
 // that nothing stored links the email to the pseudonym any more.
 func (c *Codec) unlink(ctx context.Context, tenant, email, subject string) error {
-	key, err := c.indexKey(ctx, tenant, email, false)
-	if errors.Is(err, errNoSalt) {
-		return nil
-	}
+	key, err := c.indexKey(ctx, tenant, email)
 	if err != nil {
 		return err
 	}
