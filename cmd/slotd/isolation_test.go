@@ -90,6 +90,8 @@ type isoEnv struct {
 	gw     *gateway.Server
 	client *http.Client
 	day    time.Time // tomorrow, 00:00 UTC
+
+	requests, messages int // attempts, for the log
 }
 
 func TestTenantIsolation(t *testing.T) {
@@ -156,6 +158,8 @@ func TestTenantIsolation(t *testing.T) {
 	for _, f := range last {
 		f()
 	}
+	t.Logf("%d routes, %d HTTP attempts as the other tenant's principals; %d message types, %d WebSocket attempts",
+		len(gw.Routes()), e.requests, len(gateway.RequestTypes()), e.messages)
 }
 
 // --- the route cases ---
@@ -475,6 +479,7 @@ func (e *isoEnv) attackRoute(t *testing.T, pattern string, c routeCase, att, vic
 		a := e.send(method, e.fill(path, vic.id, att, vic), e.fill(c.query, vic.id, att, vic),
 			e.fill(c.body, vic.id, att, vic), e.fill(c.form, vic.id, att, vic), p.apply)
 		a.who = att.id + "'s " + p.name
+		e.requests++
 		switch c.kind {
 		case refused:
 			if !refusal(a.status, c.allow) {
@@ -510,6 +515,7 @@ func (e *isoEnv) attackRoute(t *testing.T, pattern string, c routeCase, att, vic
 		a = e.send(method, e.fill(path, att.id, att, vic), e.fill(c.query, att.id, att, vic),
 			e.fill(body, att.id, att, vic), e.fill(c.form, att.id, att, vic), p.apply)
 		a.who = att.id + "'s " + p.name
+		e.requests++
 		ok := a.status >= 400 && a.status < 500
 		if c.ownActs {
 			ok = a.status < 500
@@ -738,6 +744,7 @@ func (e *isoEnv) attackWebSocket(t *testing.T, cases map[string]wsCase, att, vic
 			req := c.req(e, att, vic)
 			sent, _ := json.Marshal(req)
 			f, err := cn.w.do(e.ctx, req)
+			e.messages++
 			if err != nil {
 				t.Errorf("%s on %s's %s connection: %v", typ, att.id, cn.name, err)
 				continue
