@@ -94,7 +94,8 @@ type isoEnv struct {
 	requests, messages int // attempts, for the log
 }
 
-func TestTenantIsolation(t *testing.T) {
+// TestTenantIsolationSuite is the suite described at the top of this file.
+func TestTenantIsolationSuite(t *testing.T) {
 	var gw *gateway.Server
 	hook := context.WithValue(context.Background(), gatewayHook{}, func(s *gateway.Server) { gw = s })
 	s := startSlotdCtx(t, hook, []string{"-addr", "127.0.0.1:0", "-data", t.TempDir(), "-demo=false", "-log-level", "error"}, nil)
