@@ -466,6 +466,13 @@ func (s *Service) Delete(ctx context.Context, tenant, id, actor string) error {
 		}
 		s.endSessions(ctx, tenant, id)
 		s.audit(ctx, tenant, AuditEvent{Actor: actor, Action: ActionAccountDeleted, Target: "account:" + id})
+		if s.cfg.OnDeleted != nil {
+			// What the account held elsewhere: OAuth grants, calendar
+			// connections (revoked at the provider), their WebSockets.
+			if err := s.cfg.OnDeleted(ctx, tenant, id, actor); err != nil {
+				s.log.Error("clean up after deleting an account", "tenant", tenant, "account", id, "err", err)
+			}
+		}
 		return nil
 	}
 	return fmt.Errorf("delete account: %w", persistence.ErrConflict)

@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,9 @@ type Config struct {
 	Passwords PasswordHasher
 	Secrets   Sealer
 	Audit     AuditSink // nil: events are only logged at debug level
+	// OnDeleted runs after an account is deleted and its sessions ended:
+	// slotd revokes its OAuth grants and disconnects its calendars there.
+	OnDeleted func(ctx context.Context, tenant, accountID, actor string) error
 	Logger    *slog.Logger
 	Now       func() time.Time
 

@@ -400,4 +400,7 @@ func (w *wsClient) close() { w.c.Close(websocket.StatusNormalClosure, "") }
 var testSecrets = map[string]string{
 	"SLOTD_MASTER_KEYS":  "test1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
 	"SLOTD_OAUTH_SECRET": "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
+	// A test-only audit key pair (slotd audit keygen).
+	"SLOTD_AUDIT_SIGNER_KEY":   "PRIVATE+KEY+slotd-test+8c3e5958+AWThfjRBUzdHkr8RCghEsJ9l4n/GEn3QnZmt0YCbCeoB",
+	"SLOTD_AUDIT_VERIFIER_KEY": "slotd-test+8c3e5958+AQAhHPq+dVYW5YiG3jhIlGapWjd2O51O2fFyYitLoq+J",
 }

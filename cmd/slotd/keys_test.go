@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/slotd/slotd/engine"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,8 +119,9 @@ func TestKeysRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The tenant's customer index salt, sealed with the master key too.
-	if _, _, err := privacy.NewCodec(ring1, st).Subject(ctx, "acme", "ada@example.com"); err != nil {
+	// A booking's customer: the tenant's customer index salt and the
+	// customer's subject key, both sealed with the master key too.
+	if _, err := privacy.NewCodec(ring1, st).PrepareCommand(ctx, "acme", engine.Book{Customer: engine.Customer{Name: "Ada", Email: "ada@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Close(); err != nil {
@@ -131,8 +133,8 @@ func TestKeysRotate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("slotd keys rotate = %v", err)
 	}
-	for _, want := range []string{"rotating to key k2 (keyring: k2, k1), 3 tenants", "tenant acme: moved 2 calendar credentials, 2 data subject secrets to k2",
-		"calendar credentials: 3 moved to k2, 0 already under it", "data subject secrets: 2 moved to k2", "checked again: all calendar credentials and data subject secrets are under k2"} {
+	for _, want := range []string{"rotating to key k2 (keyring: k2, k1), 3 tenants", "tenant acme: moved 2 calendar credentials, 3 data subject secrets to k2",
+		"calendar credentials: 3 moved to k2, 0 already under it", "data subject secrets: 3 moved to k2", "checked again: all second-factor secrets and calendar credentials and data subject secrets are under k2"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -140,7 +142,7 @@ func TestKeysRotate(t *testing.T) {
 	// Idempotent.
 	out, err = runSlotd(t, env, "keys", "rotate", "-data", dir)
 	if err != nil || !strings.Contains(out, "calendar credentials: 0 moved to k2, 3 already under it") ||
-		!strings.Contains(out, "data subject secrets: 0 moved to k2, 1 already under it") {
+		!strings.Contains(out, "data subject secrets: 0 moved to k2, 2 already under it") {
 		t.Fatalf("second slotd keys rotate = %v; want nothing moved", err)
 	}
 
@@ -179,7 +181,7 @@ func TestKeysRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for tenant, want := range map[string]string{"acme": "4", "beta": "1", "idle": ""} {
+	for tenant, want := range map[string]string{"acme": "5", "beta": "1", "idle": ""} {
 		rep, err := l.Verify(ctx, tenant, nil)
 		if err != nil {
 			t.Fatalf("audit Verify(%s) = %v", tenant, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/slotd/slotd/accounts"
 	"github.com/slotd/slotd/gateway"
+	"github.com/slotd/slotd/integrations"
 	"github.com/slotd/slotd/oauth"
 	"github.com/slotd/slotd/persistence"
+	"github.com/slotd/slotd/security/audit"
 	"github.com/slotd/slotd/security/password"
 	"github.com/slotd/slotd/security/secrets"
 )
@@ -24,9 +27,11 @@ import (
 // token: tenant accounts (sign-in, sessions, second factor) and the OAuth 2
 // authorization server for apps.
 type security struct {
-	keyring  *secrets.Keyring
-	accounts *accounts.Service
-	oauth    *oauth.Server
+	keyring      *secrets.Keyring
+	accounts     *accounts.Service
+	oauth        *oauth.Server
+	integrations *integrations.Service
+	audit        *audit.Log
 }
 
 // buildSecurity builds the accounts service and the OAuth server over the
@@ -45,8 +50,25 @@ func buildSecurity(o options, store persistence.Store, getenv func(string) strin
 	if err != nil {
 		return nil, err
 	}
+	alog, err := serveAuditLog(o, getenv, records, store, log)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	integ, err := integrations.New(integrations.Config{Records: records, Keys: ring, Audit: integrations.AuditLog(alog),
+		Logger: log.With("component", "integrations")})
+	if err != nil {
+		return nil, fmt.Errorf("integrations: %w", err)
+	}
+	var srv *oauth.Server
+	lifecycle := &integrations.AccountLifecycle{Integrations: integ, Logger: log.With("component", "lifecycle"),
+		Sessions: []integrations.SessionEnder{oauthEnder{&srv}}}
 	accs, err := accounts.New(accounts.Config{Records: records, Passwords: hasher, Secrets: ring,
-		Logger: log.With("component", "accounts"), Now: time.Now, Issuer: "slotd"})
+		Audit: accounts.AuditLog(alog), Logger: log.With("component", "accounts"), Now: time.Now, Issuer: "slotd",
+		OnDeleted: func(ctx context.Context, tenant, account, actor string) error {
+			lifecycle.Sockets = *gw
+			_, err := lifecycle.AccountDeleted(ctx, tenant, account, actor)
+			return err
+		}})
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
@@ -54,7 +76,7 @@ func buildSecurity(o options, store persistence.Store, getenv func(string) strin
 	if err != nil {
 		return nil, err
 	}
-	srv, err := oauth.New(oauth.Config{
+	srv, err = oauth.New(oauth.Config{
 		Records: records,
 		Accounts: oauth.AccountsFunc(func(r *http.Request) (oauth.Account, bool) {
 			a, ok := accs.CurrentAccount(r)
@@ -71,7 +93,57 @@ func buildSecurity(o options, store persistence.Store, getenv func(string) strin
 	if err != nil {
 		return nil, fmt.Errorf("oauth: %w", err)
 	}
-	return &security{keyring: ring, accounts: accs, oauth: srv}, nil
+	return &security{keyring: ring, accounts: accs, oauth: srv, integrations: integ, audit: alog}, nil
+}
+
+// oauthEnder ends a deleted account's OAuth grants; revoking them closes
+// their WebSockets through the OAuth server's OnRevoke.
+type oauthEnder struct{ srv **oauth.Server }
+
+func (e oauthEnder) EndAccount(ctx context.Context, tenant, account string) ([]string, error) {
+	_, err := (*e.srv).RevokeSubject(ctx, tenant, account)
+	return nil, err
+}
+
+// serveAuditLog opens the security audit log slotd writes while serving:
+// signing key from SLOTD_AUDIT_SIGNER_KEY(_FILE) and verifier key from
+// SLOTD_AUDIT_VERIFIER_KEY. Only for the embedded store, when neither is
+// set, a key pair is generated once in the data directory (0600).
+func serveAuditLog(o options, getenv func(string) string, records persistence.RecordStore, store persistence.Store, log *slog.Logger) (*audit.Log, error) {
+	if getenv(envAuditSigner) != "" || getenv(envAuditSignerFile) != "" || getenv(envAuditVerifier) != "" {
+		return auditFromEnv(getenv, records, store, 0, false)
+	}
+	if o.databaseURL != "" || o.regions != "" {
+		return nil, fmt.Errorf("set %s (or %s) and %s: `slotd audit keygen` prints a pair", envAuditSignerFile, envAuditSigner, envAuditVerifier)
+	}
+	signerPath := filepath.Join(o.dataDir, "audit-signer-key")
+	verifierPath := filepath.Join(o.dataDir, "audit-verifier-key")
+	if _, err := os.Stat(signerPath); errors.Is(err, os.ErrNotExist) {
+		skey, vkey, err := audit.GenerateKey("slotd")
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(signerPath, []byte(skey+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(verifierPath, []byte(vkey+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		log.Warn("generated the audit log's signing key in the data directory; in production keep it apart from the data", "file", signerPath)
+	}
+	vkey, err := os.ReadFile(verifierPath)
+	if err != nil {
+		return nil, err
+	}
+	return auditFromEnv(func(k string) string {
+		switch k {
+		case envAuditSignerFile:
+			return signerPath
+		case envAuditVerifier:
+			return strings.TrimSpace(string(vkey))
+		}
+		return ""
+	}, records, store, 0, false)
 }
 
 // loadKeyring reads the master keys from SLOTD_MASTER_KEYS or

@@ -13,7 +13,8 @@ import (
 // data directory (readable by its owner only) and reuses them on restart.
 func TestEmbeddedGeneratesKeysOnce(t *testing.T) {
 	dir := t.TempDir()
-	noKeys := map[string]string{"SLOTD_MASTER_KEYS": "", "SLOTD_MASTER_KEYS_FILE": "", "SLOTD_OAUTH_SECRET": ""}
+	noKeys := map[string]string{"SLOTD_MASTER_KEYS": "", "SLOTD_MASTER_KEYS_FILE": "", "SLOTD_OAUTH_SECRET": "",
+		"SLOTD_AUDIT_SIGNER_KEY": "", "SLOTD_AUDIT_SIGNER_KEY_FILE": "", "SLOTD_AUDIT_VERIFIER_KEY": ""}
 	args := []string{"-addr", "127.0.0.1:0", "-data", dir}
 	first := startSlotd(t, args, noKeys)
 	if err := first.stop(t); err != nil {
@@ -21,7 +22,7 @@ func TestEmbeddedGeneratesKeysOnce(t *testing.T) {
 	}
 	read := func() map[string]string {
 		out := map[string]string{}
-		for _, name := range []string{"master-keys", "oauth-secret"} {
+		for _, name := range []string{"master-keys", "oauth-secret", "audit-signer-key"} {
 			p := filepath.Join(dir, name)
 			fi, err := os.Stat(p)
 			if err != nil {
