@@ -28,12 +28,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/slotd/slotd/privacy"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,6 +75,8 @@ type options struct {
 
 	regions       string // SLOTD_REGIONS: name=DSN,… (regions.go); excludes databaseURL
 	defaultRegion string // home region of tenants created without one; default the first listed
+
+	edge edgeOptions // TLS, HTTPS-only, proxy trust, rate limits (tls.go)
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -128,7 +132,11 @@ Flags:
 	fs.DurationVar(&o.followPoll, "follow-poll", envDuration("SLOTD_FOLLOW_POLL", 2*time.Second), "with -database-url: how often live tenants re-read their journals for other instances' appends, in case a notification was lost or none are sent; 0 disables (env SLOTD_FOLLOW_POLL)")
 	fs.StringVar(&o.regions, "regions", env("SLOTD_REGIONS", ""), "data residency: one PostgreSQL database per region, name=URL,… (us=postgres://…,eu=postgres://…); each tenant's data goes to its home region's database only; instead of -database-url (env SLOTD_REGIONS)")
 	fs.StringVar(&o.defaultRegion, "default-region", env("SLOTD_DEFAULT_REGION", ""), "with -regions: home region of tenants created without one, and where the directory lives; default the first region listed (env SLOTD_DEFAULT_REGION)")
+	o.edge.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if err := o.edge.check(); err != nil {
 		return o, err
 	}
 	if err := checkStoreFlags(o); err != nil {
@@ -271,25 +279,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registry := actors.NewRegistry(actors.Config{Store: store, Logger: log.With("component", "actors"),
+	var gw *gateway.Server
+	sec, err := buildSecurity(o, store, getenv, log, &gw)
+	if err != nil {
+		return fmt.Errorf("security: %w", err)
+	}
+	// The privacy codec seals every customer's details before they reach the
+	// journal or a snapshot, under a key of that customer's own.
+	registry := actors.NewRegistry(actors.Config{Store: store, Codec: sec.codec, Logger: log.With("component", "actors"),
 		Metrics: actors.NewMetrics(reg), MaxLive: o.maxLive, SnapshotEvery: o.snapshotEvy})
+	priv, err := privacy.NewService(privacy.Config{Tenants: registry, Codec: sec.codec, Audit: sec.audit,
+		Accounts: func(ctx context.Context, t string) (any, error) { return sec.accounts.List(ctx, t) },
+		Logger:   log.With("component", "privacy")})
+	if err != nil {
+		registry.Close()
+		return fmt.Errorf("privacy: %w", err)
+	}
 	var origins []string
 	for _, p := range strings.Split(o.origins, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			origins = append(origins, p)
 		}
 	}
-	var gw *gateway.Server
-	sec, err := buildSecurity(o, store, getenv, log, &gw)
+	tr, err := openTransport(o.edge, o.addr, o.publicURL)
 	if err != nil {
 		registry.Close()
-		return fmt.Errorf("security: %w", err)
+		return err
 	}
+	defer tr.close()
 	gw = gateway.New(gateway.Config{
 		Tenants: registry, Directory: store, Regions: tenantRegions(store),
 		Auth:     gateway.ChainAuth(gateway.NewOperatorToken(token), sec.accounts.WSTokens(), sec.oauth),
 		Sessions: sec.accounts,
-		Routes:   append(sec.accounts.Routes(), sec.oauth.Routes()...),
+		Routes:   slices.Concat(sec.accounts.Routes(), sec.oauth.Routes(), priv.Routes()),
 		Logger:   log.With("component", "gateway"), Metrics: gateway.NewMetrics(reg),
 		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready: func(ctx context.Context) error {
@@ -297,26 +319,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		},
 		OriginPatterns: origins,
+		TrustProxy:     o.edge.trustProxy, HTTPSOnly: o.edge.httpsOnly, HTTPSPort: tr.httpsPort(),
+		RateLimits: o.edge.rateLimits(),
 	})
 	sec.accounts.SetGrantCloser(gw)
 	if hook, ok := ctx.Value(gatewayHook{}).(func(*gateway.Server)); ok {
 		hook(gw)
 	}
 
-	ln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	base := o.publicURL
 	if base == "" {
-		base = "http://" + displayAddr(ln.Addr())
+		base = tr.scheme() + "://" + displayAddr(tr.ln.Addr())
 	}
 	base = strings.TrimRight(base, "/")
 
 	if o.demo {
 		link, created, err := ensureDemo(ctx, gw, store)
 		if err != nil {
-			ln.Close()
 			registry.Close()
 			return fmt.Errorf("demo tenant: %w", err)
 		}
@@ -329,13 +348,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintf(stdout, "slotd listening on %s (data in %s)\n", base, where)
 	fmt.Fprintf(stdout, "operator token: %s (from %s)\n", token, tokenSource(o))
+	tr.printBanner(stdout)
 
 	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	var g oklogrun.Group
 	{
 		g.Add(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			if err := tr.serve(srv); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve: %w", err)
 			}
 			return nil
@@ -346,6 +366,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			_ = srv.Shutdown(sctx)
 		})
 	}
+	tr.addGroups(&g, gw, log)
 	{
 		rctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return registry.Run(rctx) }, func(error) { cancel() })

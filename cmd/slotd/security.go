@@ -18,6 +18,7 @@ import (
 	"github.com/slotd/slotd/integrations"
 	"github.com/slotd/slotd/oauth"
 	"github.com/slotd/slotd/persistence"
+	"github.com/slotd/slotd/privacy"
 	"github.com/slotd/slotd/security/audit"
 	"github.com/slotd/slotd/security/password"
 	"github.com/slotd/slotd/security/secrets"
@@ -32,6 +33,7 @@ type security struct {
 	oauth        *oauth.Server
 	integrations *integrations.Service
 	audit        *audit.Log
+	codec        *privacy.Codec
 }
 
 // buildSecurity builds the accounts service and the OAuth server over the
@@ -93,7 +95,8 @@ func buildSecurity(o options, store persistence.Store, getenv func(string) strin
 	if err != nil {
 		return nil, fmt.Errorf("oauth: %w", err)
 	}
-	return &security{keyring: ring, accounts: accs, oauth: srv, integrations: integ, audit: alog}, nil
+	return &security{keyring: ring, accounts: accs, oauth: srv, integrations: integ, audit: alog,
+		codec: privacy.NewCodec(ring, records)}, nil
 }
 
 // oauthEnder ends a deleted account's OAuth grants; revoking them closes
