@@ -25,7 +25,9 @@ type Rate struct {
 // a token for the call to go ahead (and none is spent when one refuses).
 // They come on top of the per-connection message limit (Config.MsgRate).
 // Refusals are 429 rate_limited with Retry-After over HTTP, and a
-// rate_limited error frame on a WebSocket. The zero value limits nothing.
+// rate_limited error frame on a WebSocket. The operator (PermOperator) is
+// the deployment's own credential: it spends no credential or tenant
+// budget. The zero value limits nothing.
 type RateLimits struct {
 	// IP: per client address (IPv6 by /64 prefix), every call but health
 	// checks. The address is the TCP peer's, or the proxy's
@@ -38,6 +40,10 @@ type RateLimits struct {
 	// Tenant: per tenant, every call bound to one (path, principal or
 	// booking link), whoever makes it.
 	Tenant Rate
+	// ExemptLoopback spares loopback addresses the IP limit: they are
+	// processes on the same host (a local proxy whose forwarded addresses
+	// are not trusted would otherwise make all clients one; load tests).
+	ExemptLoopback bool
 	// MaxKeys bounds the buckets kept for each of IP, Token and Tenant,
 	// least recently used out first, so that memory stays bounded however
 	// many addresses call; 0: 10000. An evicted bucket starts full again.
@@ -47,6 +53,7 @@ type RateLimits struct {
 // limiters are the gateway's shared token buckets: nil fields are off.
 type limiters struct {
 	ip, token, tenant *keyedLimiter
+	exemptLoopback    bool
 }
 
 func newLimiters(rl RateLimits) *limiters {
@@ -54,9 +61,10 @@ func newLimiters(rl RateLimits) *limiters {
 		rl.MaxKeys = 10000
 	}
 	return &limiters{
-		ip:     newKeyedLimiter(rl.IP, rl.MaxKeys),
-		token:  newKeyedLimiter(rl.Token, rl.MaxKeys),
-		tenant: newKeyedLimiter(rl.Tenant, rl.MaxKeys),
+		ip:             newKeyedLimiter(rl.IP, rl.MaxKeys),
+		token:          newKeyedLimiter(rl.Token, rl.MaxKeys),
+		tenant:         newKeyedLimiter(rl.Tenant, rl.MaxKeys),
+		exemptLoopback: rl.ExemptLoopback,
 	}
 }
 
@@ -151,10 +159,10 @@ func (s *Server) writeRateLimited(w http.ResponseWriter, who string, wait time.D
 }
 
 // principalBucket is the token bucket key of p: its credential, or "" for
-// the public principal of a booking link.
+// the public principal of a booking link and for the operator.
 func principalBucket(p Principal) string {
 	switch {
-	case p.Kind == "public" || p.Kind == "":
+	case p.Kind == "public" || p.Kind == "" || p.Perm == PermOperator:
 		return ""
 	case p.Grant != "":
 		return "g:" + p.Grant
@@ -162,12 +170,25 @@ func principalBucket(p Principal) string {
 	return "p:" + p.Kind + ":" + p.Subject
 }
 
+// tenantBucket is the bucket key of tenant for calls by p: none for the
+// operator.
+func tenantBucket(p Principal, tenant string) string {
+	if p.Perm == PermOperator {
+		return ""
+	}
+	return tenant
+}
+
 // ipBucket is the bucket key of a client address: IPv6 addresses by /64,
-// the smallest block one subscriber usually holds.
-func ipBucket(ip string) string {
+// the smallest block one subscriber usually holds; none for a loopback
+// address when those are exempt.
+func (l *limiters) ipBucket(ip string) string {
 	a, ok := parseAddr(ip)
 	if !ok {
 		return ip
+	}
+	if l.exemptLoopback && a.IsLoopback() {
+		return ""
 	}
 	if a.Is6() {
 		p, err := a.Prefix(64)
@@ -184,7 +205,7 @@ func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {
 	if s.limits.ip == nil || isHealthCheck(r) {
 		return true
 	}
-	who, wait, ok := take(time.Now(), limitKey{s.limits.ip, ipBucket(s.ClientIP(r)), "address"})
+	who, wait, ok := take(time.Now(), limitKey{s.limits.ip, s.limits.ipBucket(s.ClientIP(r)), "address"})
 	if !ok {
 		s.writeRateLimited(w, who, wait)
 	}
@@ -196,7 +217,7 @@ func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {
 func (s *Server) allowCaller(w http.ResponseWriter, p Principal, tenant string) bool {
 	who, wait, ok := take(time.Now(),
 		limitKey{s.limits.token, principalBucket(p), "token"},
-		limitKey{s.limits.tenant, tenant, "tenant"})
+		limitKey{s.limits.tenant, tenantBucket(p, tenant), "tenant"})
 	if !ok {
 		s.writeRateLimited(w, who, wait)
 	}
@@ -223,9 +244,9 @@ func (c *conn) allowMessage() *engine.Error {
 	}
 	c.mu.Unlock()
 	who, wait, ok := take(time.Now(),
-		limitKey{l.ip, ipBucket(c.ip), "address"},
+		limitKey{l.ip, l.ipBucket(c.ip), "address"},
 		limitKey{l.token, principalBucket(p), "token"},
-		limitKey{l.tenant, tenant, "tenant"})
+		limitKey{l.tenant, tenantBucket(p, tenant), "tenant"})
 	if !ok {
 		return rateLimited(who, wait)
 	}

@@ -123,10 +123,12 @@ func TestRateLimitPerToken(t *testing.T) {
 }
 
 // TestRateLimitPerTenant: a tenant over its budget is refused whoever
-// calls (its booking link, its staff, an operator), while another tenant
-// is served.
+// calls (its booking link, its staff), while another tenant is served.
 func TestRateLimitPerTenant(t *testing.T) {
 	ts := newTestServer(t, withMemstore(), withGateway(func(c *gateway.Config) {
+		c.Auth = gateway.ChainAuth(c.Auth, scopedAuth{
+			"salon-staff": {Kind: "staff", Subject: "acc-a", Tenant: "salon", Perm: gateway.PermStaff, Grant: "session-a"},
+		})
 		c.RateLimits = gateway.RateLimits{Tenant: slow(4)}
 	}))
 	linkA := ts.createTenant(t, "salon", testConfig())
@@ -135,7 +137,7 @@ func TestRateLimitPerTenant(t *testing.T) {
 		wantOK(t, "salon call "+strconv.Itoa(i+1), ts.do(t, "GET", "/v1/public/"+linkA+"/availability?service=cut&tz=Europe/Rome&from="+day1+"&to=2030-01-09", "", nil))
 	}
 	wantRateLimited(t, "salon's link", ts.do(t, "GET", "/v1/public/"+linkA, "", nil))
-	wantRateLimited(t, "salon's bookings, as operator", ts.do(t, "GET", "/v1/tenants/salon/bookings", operatorToken, nil))
+	wantRateLimited(t, "salon's bookings, as its staff", ts.do(t, "GET", "/v1/tenants/salon/bookings", "salon-staff", nil))
 	wantHandshakeRefused(t, ts, "link="+linkA, nil, http.StatusTooManyRequests)
 	wantOK(t, "barber's link", ts.do(t, "GET", "/v1/public/"+linkB, "", nil))
 	wantOK(t, "barber's bookings", ts.do(t, "GET", "/v1/tenants/barber/bookings", operatorToken, nil))
@@ -202,4 +204,33 @@ func TestRateLimitWebSocketMessages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRateLimitExemptions: the operator spends no credential or tenant
+// budget; with ExemptLoopback, loopback addresses spend no address budget
+// while forwarded ones (behind a trusted proxy) do.
+func TestRateLimitExemptions(t *testing.T) {
+	ts := newTestServer(t, withMemstore(), withGateway(func(c *gateway.Config) {
+		c.TrustProxy = true
+		c.RateLimits = gateway.RateLimits{IP: slow(2), Token: slow(2), Tenant: slow(2), ExemptLoopback: true}
+	}))
+	link := ts.createTenant(t, "salon", testConfig())
+	for i := range 10 {
+		wantOK(t, "operator call "+strconv.Itoa(i+1), ts.do(t, "GET", "/v1/tenants/salon/bookings", operatorToken, nil))
+	}
+	op := ts.dialOperator(t, "salon")
+	for range 5 {
+		op.mustCall("ping", nil, gateway.TypePong)
+	}
+	// The link's calls from loopback spend the tenant's budget only.
+	wantOK(t, "link from loopback", ts.do(t, "GET", "/v1/public/"+link, "", nil))
+	wantOK(t, "link from loopback", ts.do(t, "GET", "/v1/public/"+link, "", nil))
+	wantRateLimited(t, "the tenant's third public call", ts.do(t, "GET", "/v1/public/"+link, "", nil))
+	for range 5 {
+		wantOK(t, "loopback page", ts.do(t, "GET", "/", "", nil))
+	}
+	for range 2 {
+		wantOK(t, "forwarded page", ts.do(t, "GET", "/", "", nil, "X-Forwarded-For", "203.0.113.1"))
+	}
+	wantRateLimited(t, "forwarded page", ts.do(t, "GET", "/", "", nil, "X-Forwarded-For", "203.0.113.1"))
 }
