@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,7 +85,6 @@ const isoRedirect = "https://app.example.net/callback"
 
 // isoEnv is the running slotd and both tenants.
 type isoEnv struct {
-	t      *testing.T
 	ctx    context.Context
 	base   string
 	op     string // operator token
@@ -91,7 +92,7 @@ type isoEnv struct {
 	client *http.Client
 	day    time.Time // tomorrow, 00:00 UTC
 
-	requests, messages int // attempts, for the log
+	requests, messages atomic.Int64 // attempts, for the log
 }
 
 // TestTenantIsolationSuite is the suite described at the top of this file.
@@ -102,13 +103,6 @@ func TestTenantIsolationSuite(t *testing.T) {
 	if gw == nil {
 		t.Fatal("run did not call the gateway hook")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	e := &isoEnv{t: t, ctx: ctx, base: s.base, op: s.token, gw: gw,
-		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		day:    time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)}
-	alpha := e.setupTenant("alpha", "Alpha Atelier Ltd", "Annika Aalto", "a")
-	bravo := e.setupTenant("bravo", "Bravo Barbers Ltd", "Bartholomew Brightwater", "b")
 
 	// Every route and message type needs a case before anything runs.
 	cases := isolationCases()
@@ -127,40 +121,73 @@ func TestTenantIsolationSuite(t *testing.T) {
 		t.FailNow()
 	}
 
-	// Sessions that nobody signs out, to show that the other tenant's
-	// sign-out ended none of them.
-	witness := map[string]isoSession{alpha.id: e.signIn(alpha.id, alpha.staffEmail, alpha.password),
-		bravo.id: e.signIn(bravo.id, bravo.staffEmail, bravo.password)}
-	var last []func()
+	e := &isoEnv{ctx: t.Context(), base: s.base, op: s.token, gw: gw,
+		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		day:    time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)}
+	var (
+		alpha, bravo *isoTenant
+		witness      = map[string]isoSession{} // sessions nobody signs out
+		mu           sync.Mutex                // guards witness
+	)
+	if !t.Run("setup", func(t *testing.T) {
+		for _, tn := range []struct {
+			into                  **isoTenant
+			id, name, person, pfx string
+		}{{&alpha, "alpha", "Alpha Atelier Ltd", "Annika Aalto", "a"}, {&bravo, "bravo", "Bravo Barbers Ltd", "Bartholomew Brightwater", "b"}} {
+			t.Run(tn.id, func(t *testing.T) {
+				t.Parallel()
+				v := e.setupTenant(t, tn.id, tn.name, tn.person, tn.pfx)
+				w := e.signIn(t, v.id, v.staffEmail, v.password)
+				mu.Lock()
+				witness[v.id] = w
+				mu.Unlock()
+				*tn.into = v
+			})
+		}
+	}) {
+		t.FailNow()
+	}
+
 	for _, pair := range [][2]*isoTenant{{alpha, bravo}, {bravo, alpha}} {
 		att, vic := pair[0], pair[1]
 		t.Run(att.id+"_attacks_"+vic.id, func(t *testing.T) {
-			before := e.snapshot(vic)
-			e.attackRoutes(t, cases, att, vic)
-			e.attackWebSocket(t, wsCases, att, vic)
-			if after := e.snapshot(vic); after != before {
+			before := e.snapshot(t, vic)
+			t.Run("routes", func(t *testing.T) {
+				for _, r := range gw.Routes() {
+					if c := cases[r.Pattern]; !c.last {
+						t.Run(r.Pattern, func(t *testing.T) {
+							t.Parallel()
+							e.attackRoute(t, r.Pattern, c, att, vic)
+						})
+					}
+				}
+			})
+			t.Run("websocket", func(t *testing.T) { e.attackWebSocket(t, wsCases, att, vic) })
+			if after := e.snapshot(t, vic); after != before {
 				t.Errorf("%s's state changed under %s's attack:\nbefore %s\nafter  %s", vic.id, att.id, before, after)
 			}
 		})
-		last = append(last, func() {
-			// Routes that end the caller's own session run last.
-			t.Run(att.id+"_signs_out", func(t *testing.T) {
-				before := e.snapshot(vic)
-				e.attackRoutesLast(t, cases, att, vic)
-				if after := e.snapshot(vic); after != before {
-					t.Errorf("%s's state changed when %s signed out", vic.id, att.id)
+	}
+	// Routes that end the caller's own session run last.
+	for _, pair := range [][2]*isoTenant{{alpha, bravo}, {bravo, alpha}} {
+		att, vic := pair[0], pair[1]
+		t.Run(att.id+"_signs_out", func(t *testing.T) {
+			before := e.snapshot(t, vic)
+			for _, r := range gw.Routes() {
+				if c := cases[r.Pattern]; c.last {
+					e.attackRoute(t, r.Pattern, c, att, vic)
 				}
-				if st, body := e.do(http.MethodGet, "/v1/session", "", withSession(witness[vic.id])); st != http.StatusOK {
-					t.Errorf("%s's session after %s signed out: %d %s, want 200", vic.id, att.id, st, body)
-				}
-			})
+			}
+			if after := e.snapshot(t, vic); after != before {
+				t.Errorf("%s's state changed when %s signed out", vic.id, att.id)
+			}
+			if st, body := e.do(t, http.MethodGet, "/v1/session", "", withSession(witness[vic.id])); st != http.StatusOK {
+				t.Errorf("%s's session after %s signed out: %d %s, want 200", vic.id, att.id, st, body)
+			}
 		})
 	}
-	for _, f := range last {
-		f()
-	}
 	t.Logf("%d routes, %d HTTP attempts as the other tenant's principals; %d message types, %d WebSocket attempts",
-		len(gw.Routes()), e.requests, len(gateway.RequestTypes()), e.messages)
+		len(gw.Routes()), e.requests.Load(), len(gateway.RequestTypes()), e.messages.Load())
 }
 
 // --- the route cases ---
@@ -319,12 +346,12 @@ func withBearer(tok string) func(*http.Request) {
 // principals are the attacker's credentials: staff and owner sessions,
 // the OAuth access token, and a fresh WebSocket token per request (the
 // gateway's token chain accepts it as a bearer token, once).
-func (e *isoEnv) principals(att *isoTenant) []principal {
+func (e *isoEnv) principals(t testing.TB, att *isoTenant) []principal {
 	return []principal{
 		{"staff session", withSession(att.staff)},
 		{"owner session", withSession(att.owner)},
 		{"OAuth token", withBearer(att.token)},
-		{"WebSocket token", func(r *http.Request) { withBearer(e.wsToken(att.staff))(r) }},
+		{"WebSocket token", func(r *http.Request) { withBearer(e.wsToken(t, att.staff))(r) }},
 	}
 }
 
@@ -365,8 +392,8 @@ type attempt struct {
 	body                    string
 }
 
-func (e *isoEnv) send(method, path, query, body, form string, apply func(*http.Request)) attempt {
-	e.t.Helper()
+func (e *isoEnv) send(t testing.TB, method, path, query, body, form string, apply func(*http.Request)) attempt {
+	t.Helper()
 	u := e.base + path
 	if query != "" {
 		u += "?" + query
@@ -379,7 +406,7 @@ func (e *isoEnv) send(method, path, query, body, form string, apply func(*http.R
 	}
 	req, err := http.NewRequestWithContext(e.ctx, method, u, rd)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, u, err)
+		t.Fatalf("%s %s: %v", method, u, err)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -391,7 +418,7 @@ func (e *isoEnv) send(method, path, query, body, form string, apply func(*http.R
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, u, err)
+		t.Fatalf("%s %s: %v", method, u, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -439,24 +466,6 @@ func refusal(status int, allow []int) bool {
 	return false
 }
 
-func (e *isoEnv) attackRoutes(t *testing.T, cases map[string]routeCase, att, vic *isoTenant) {
-	for _, r := range e.gw.Routes() {
-		c := cases[r.Pattern]
-		if c.last {
-			continue
-		}
-		e.attackRoute(t, r.Pattern, c, att, vic)
-	}
-}
-
-func (e *isoEnv) attackRoutesLast(t *testing.T, cases map[string]routeCase, att, vic *isoTenant) {
-	for _, r := range e.gw.Routes() {
-		if c := cases[r.Pattern]; c.last {
-			e.attackRoute(t, r.Pattern, c, att, vic)
-		}
-	}
-}
-
 func (e *isoEnv) attackRoute(t *testing.T, pattern string, c routeCase, att, vic *isoTenant) {
 	t.Helper()
 	method, path, _ := strings.Cut(pattern, " ")
@@ -467,7 +476,7 @@ func (e *isoEnv) attackRoute(t *testing.T, pattern string, c routeCase, att, vic
 		c.custom(e, t, att, vic)
 		return
 	}
-	prins := e.principals(att)
+	prins := e.principals(t, att)
 	if c.once {
 		prins = prins[:1]
 	}
@@ -477,10 +486,10 @@ func (e *isoEnv) attackRoute(t *testing.T, pattern string, c routeCase, att, vic
 		prins = []principal{prins[2], prins[3], prins[0], prins[1]}
 	}
 	for _, p := range prins {
-		a := e.send(method, e.fill(path, vic.id, att, vic), e.fill(c.query, vic.id, att, vic),
+		a := e.send(t, method, e.fill(path, vic.id, att, vic), e.fill(c.query, vic.id, att, vic),
 			e.fill(c.body, vic.id, att, vic), e.fill(c.form, vic.id, att, vic), p.apply)
 		a.who = att.id + "'s " + p.name
-		e.requests++
+		e.requests.Add(1)
 		switch c.kind {
 		case refused:
 			if !refusal(a.status, c.allow) {
@@ -513,10 +522,10 @@ func (e *isoEnv) attackRoute(t *testing.T, pattern string, c routeCase, att, vic
 		if c.ownBody != "" {
 			body = c.ownBody
 		}
-		a = e.send(method, e.fill(path, att.id, att, vic), e.fill(c.query, att.id, att, vic),
+		a = e.send(t, method, e.fill(path, att.id, att, vic), e.fill(c.query, att.id, att, vic),
 			e.fill(body, att.id, att, vic), e.fill(c.form, att.id, att, vic), p.apply)
 		a.who = att.id + "'s " + p.name
-		e.requests++
+		e.requests.Add(1)
 		ok := a.status >= 400 && a.status < 500
 		if c.ownActs {
 			ok = a.status < 500
@@ -536,8 +545,8 @@ func (e *isoEnv) attackHandshake(t *testing.T, att, vic *isoTenant) {
 	_, all := vic.needles()
 	priv, _ := vic.needles()
 	all = append(all, priv...)
-	for _, tok := range []struct{ name, tok string }{{"OAuth token", att.token}, {"WebSocket token", e.wsToken(att.staff)}} {
-		a := e.send(http.MethodGet, "/v1/ws", "tenant="+vic.id, "", "", withBearer(tok.tok))
+	for _, tok := range []struct{ name, tok string }{{"OAuth token", att.token}, {"WebSocket token", e.wsToken(t, att.staff)}} {
+		a := e.send(t, http.MethodGet, "/v1/ws", "tenant="+vic.id, "", "", withBearer(tok.tok))
 		a.who = att.id + "'s " + tok.name
 		if !refusal(a.status, nil) {
 			t.Errorf("WebSocket handshake with ?tenant=%s: %v, want a refusal", vic.id, a)
@@ -562,13 +571,13 @@ func (e *isoEnv) attackAuthorize(t *testing.T, att, vic *isoTenant) {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
 			var a attempt
 			if method == http.MethodGet {
-				a = e.send(method, "/oauth2/authorize", q.Encode(), "", "", withSession(sess.s))
+				a = e.send(t, method, "/oauth2/authorize", q.Encode(), "", "", withSession(sess.s))
 			} else {
 				f := url.Values{"consent": {"forged"}, "decision": {"allow"}}
 				for k, v := range q {
 					f[k] = v
 				}
-				a = e.send(method, "/oauth2/authorize", "", "", f.Encode(), withSession(sess.s))
+				a = e.send(t, method, "/oauth2/authorize", "", "", f.Encode(), withSession(sess.s))
 			}
 			a.who = att.id + "'s " + sess.name
 			refusedRedirect := a.status >= 300 && a.status < 400 && strings.Contains(a.body, "error=") && !strings.Contains(a.body, "code=")
@@ -589,7 +598,7 @@ func (e *isoEnv) attackAuthorize(t *testing.T, att, vic *isoTenant) {
 // token.
 func (e *isoEnv) attackToken(t *testing.T, att, vic *isoTenant) {
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {gateway.ScopeBookingsRead}}.Encode()
-	a := e.send(http.MethodPost, "/oauth2/token", "", "", form, func(r *http.Request) {
+	a := e.send(t, http.MethodPost, "/oauth2/token", "", "", form, func(r *http.Request) {
 		r.SetBasicAuth(url.QueryEscape(vic.client), url.QueryEscape(att.clientSecret))
 	})
 	a.who = att.id + "'s client secret"
@@ -602,14 +611,14 @@ func (e *isoEnv) attackToken(t *testing.T, att, vic *isoTenant) {
 // (RFC 7009 answers 200 whatever happened: the token must still work).
 func (e *isoEnv) attackRevoke(t *testing.T, att, vic *isoTenant) {
 	form := url.Values{"token": {vic.token}}.Encode()
-	a := e.send(http.MethodPost, "/oauth2/revoke", "", "", form, func(r *http.Request) {
+	a := e.send(t, http.MethodPost, "/oauth2/revoke", "", "", form, func(r *http.Request) {
 		r.SetBasicAuth(url.QueryEscape(att.client), url.QueryEscape(att.clientSecret))
 	})
 	a.who = att.id + "'s client"
 	if a.status >= 500 {
 		t.Errorf("revoke %s's token: %v", vic.id, a)
 	}
-	if st, body := e.do(http.MethodGet, "/v1/tenants/"+vic.id+"/bookings", "", withBearer(vic.token)); st != http.StatusOK {
+	if st, body := e.do(t, http.MethodGet, "/v1/tenants/"+vic.id+"/bookings", "", withBearer(vic.token)); st != http.StatusOK {
 		t.Errorf("%s's token after %s's client revoked it: %d %s, want it to work", vic.id, att.id, st, body)
 	}
 }
@@ -619,7 +628,7 @@ func (e *isoEnv) attackRevoke(t *testing.T, att, vic *isoTenant) {
 func (e *isoEnv) attackIntrospect(t *testing.T, att, vic *isoTenant) {
 	priv, pub := vic.needles()
 	form := url.Values{"token": {vic.token}}.Encode()
-	a := e.send(http.MethodPost, "/oauth2/introspect", "", "", form, func(r *http.Request) {
+	a := e.send(t, http.MethodPost, "/oauth2/introspect", "", "", form, func(r *http.Request) {
 		r.SetBasicAuth(url.QueryEscape(att.client), url.QueryEscape(att.clientSecret))
 	})
 	a.who = att.id + "'s client"
@@ -640,45 +649,47 @@ func (e *isoEnv) attackIntrospect(t *testing.T, att, vic *isoTenant) {
 // wsCase builds a message with the victim's ids; ok says whether a
 // non-error answer is acceptable (it is then checked for leaks only).
 type wsCase struct {
-	req func(e *isoEnv, att, vic *isoTenant) gateway.Request
+	req func(t testing.TB, e *isoEnv, att, vic *isoTenant) gateway.Request
 	ok  bool
 }
 
 func wsIsolationCases() map[string]wsCase {
 	customer := &engine.Customer{Name: "Mallory", Email: "mallory@evil.example.org"}
 	return map[string]wsCase{
-		gateway.TypeAuth: {req: func(e *isoEnv, _, vic *isoTenant) gateway.Request {
-			return gateway.Request{Type: gateway.TypeAuth, Token: e.wsToken(vic.staff)}
+		gateway.TypeAuth: {req: func(t testing.TB, e *isoEnv, _, vic *isoTenant) gateway.Request {
+			return gateway.Request{Type: gateway.TypeAuth, Token: e.wsToken(t, vic.staff)}
 		}},
-		gateway.TypePing: {ok: true, req: func(*isoEnv, *isoTenant, *isoTenant) gateway.Request { return gateway.Request{Type: gateway.TypePing} }},
-		gateway.TypeTenantInfo: {ok: true, req: func(*isoEnv, *isoTenant, *isoTenant) gateway.Request {
+		gateway.TypePing: {ok: true, req: func(testing.TB, *isoEnv, *isoTenant, *isoTenant) gateway.Request {
+			return gateway.Request{Type: gateway.TypePing}
+		}},
+		gateway.TypeTenantInfo: {ok: true, req: func(testing.TB, *isoEnv, *isoTenant, *isoTenant) gateway.Request {
 			return gateway.Request{Type: gateway.TypeTenantInfo}
 		}},
-		gateway.TypeSubscribe: {req: func(e *isoEnv, _, vic *isoTenant) gateway.Request {
+		gateway.TypeSubscribe: {req: func(t testing.TB, e *isoEnv, _, vic *isoTenant) gateway.Request {
 			return gateway.Request{Type: gateway.TypeSubscribe, Service: vic.service, Resource: vic.resource,
 				From: e.day.Format(time.DateOnly), To: e.day.AddDate(0, 0, 1).Format(time.DateOnly), TZ: "UTC"}
 		}},
-		gateway.TypeUnsubscribe: {req: func(*isoEnv, *isoTenant, *isoTenant) gateway.Request {
+		gateway.TypeUnsubscribe: {req: func(testing.TB, *isoEnv, *isoTenant, *isoTenant) gateway.Request {
 			return gateway.Request{Type: gateway.TypeUnsubscribe, Sub: "s1"} // the victim's connection has one
 		}},
-		gateway.TypeHold: {req: func(e *isoEnv, _, vic *isoTenant) gateway.Request {
+		gateway.TypeHold: {req: func(t testing.TB, e *isoEnv, _, vic *isoTenant) gateway.Request {
 			return gateway.Request{Type: gateway.TypeHold, Service: vic.service, Resource: vic.resource,
 				Start: e.day.Add(21 * time.Hour).Format(time.RFC3339)}
 		}},
-		gateway.TypeRelease: {req: func(_ *isoEnv, _, vic *isoTenant) gateway.Request {
+		gateway.TypeRelease: {req: func(_ testing.TB, _ *isoEnv, _, vic *isoTenant) gateway.Request {
 			return gateway.Request{Type: gateway.TypeRelease, HoldID: vic.hold}
 		}},
-		gateway.TypeBook: {req: func(_ *isoEnv, _, vic *isoTenant) gateway.Request {
+		gateway.TypeBook: {req: func(_ testing.TB, _ *isoEnv, _, vic *isoTenant) gateway.Request {
 			return gateway.Request{Type: gateway.TypeBook, HoldID: vic.hold, Customer: customer}
 		}},
-		gateway.TypeCancel: {req: func(_ *isoEnv, _, vic *isoTenant) gateway.Request {
+		gateway.TypeCancel: {req: func(_ testing.TB, _ *isoEnv, _, vic *isoTenant) gateway.Request {
 			return gateway.Request{Type: gateway.TypeCancel, BookingID: vic.bookings[0], Reason: "pwned"}
 		}},
-		gateway.TypeReschedule: {req: func(e *isoEnv, _, vic *isoTenant) gateway.Request {
+		gateway.TypeReschedule: {req: func(t testing.TB, e *isoEnv, _, vic *isoTenant) gateway.Request {
 			return gateway.Request{Type: gateway.TypeReschedule, BookingID: vic.bookings[1],
 				Start: e.day.Add(22 * time.Hour).Format(time.RFC3339)}
 		}},
-		gateway.TypeSubscribeBookings: {ok: true, req: func(*isoEnv, *isoTenant, *isoTenant) gateway.Request {
+		gateway.TypeSubscribeBookings: {ok: true, req: func(testing.TB, *isoEnv, *isoTenant, *isoTenant) gateway.Request {
 			return gateway.Request{Type: gateway.TypeSubscribeBookings}
 		}},
 	}
@@ -726,7 +737,7 @@ func (e *isoEnv) attackWebSocket(t *testing.T, cases map[string]wsCase, att, vic
 	}
 
 	staff := e.dial(t, "", "")
-	if f, err := staff.do(e.ctx, gateway.Request{Type: gateway.TypeAuth, Token: e.wsToken(att.staff)}); err != nil || f.Type != gateway.TypeAuthed {
+	if f, err := staff.do(e.ctx, gateway.Request{Type: gateway.TypeAuth, Token: e.wsToken(t, att.staff)}); err != nil || f.Type != gateway.TypeAuthed {
 		t.Fatalf("staff auth = %+v, %v", f, err)
 	}
 	conns := []struct {
@@ -742,10 +753,10 @@ func (e *isoEnv) attackWebSocket(t *testing.T, cases map[string]wsCase, att, vic
 		// a subscription "s1" of its own.
 		for _, typ := range gateway.RequestTypes() {
 			c := cases[typ]
-			req := c.req(e, att, vic)
+			req := c.req(t, e, att, vic)
 			sent, _ := json.Marshal(req)
 			f, err := cn.w.do(e.ctx, req)
-			e.messages++
+			e.messages.Add(1)
 			if err != nil {
 				t.Errorf("%s on %s's %s connection: %v", typ, att.id, cn.name, err)
 				continue
@@ -775,7 +786,7 @@ func (e *isoEnv) attackWebSocket(t *testing.T, cases map[string]wsCase, att, vic
 	for _, tc := range []struct {
 		claim string
 		token string
-	}{{vic.id, e.wsToken(att.staff)}, {att.id, e.wsToken(vic.staff)}} {
+	}{{vic.id, e.wsToken(t, att.staff)}, {att.id, e.wsToken(t, vic.staff)}} {
 		w := e.dial(t, "tenant="+tc.claim, "")
 		f, err := w.do(e.ctx, gateway.Request{Type: gateway.TypeAuth, Token: tc.token})
 		if err != nil || f.Type != gateway.TypeError {
@@ -797,22 +808,22 @@ func (e *isoEnv) attackWebSocket(t *testing.T, cases map[string]wsCase, att, vic
 // --- set-up ---
 
 // do sends a request and returns its status and body.
-func (e *isoEnv) do(method, path, body string, apply func(*http.Request)) (int, string) {
-	e.t.Helper()
-	a := e.send(method, path, "", body, "", apply)
+func (e *isoEnv) do(t testing.TB, method, path, body string, apply func(*http.Request)) (int, string) {
+	t.Helper()
+	a := e.send(t, method, path, "", body, "", apply)
 	return a.status, a.body
 }
 
 // must sends a request that has to succeed and decodes its answer into v.
-func (e *isoEnv) must(method, path, body string, apply func(*http.Request), v any) *http.Response {
-	e.t.Helper()
+func (e *isoEnv) must(t testing.TB, method, path, body string, apply func(*http.Request), v any) *http.Response {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(e.ctx, method, e.base+path, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -823,16 +834,16 @@ func (e *isoEnv) must(method, path, body string, apply func(*http.Request), v an
 	apply(req)
 	resp, err := e.client.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode/100 != 2 {
-		e.t.Fatalf("%s %s = %s %s", method, path, resp.Status, b)
+		t.Fatalf("%s %s = %s %s", method, path, resp.Status, b)
 	}
 	if v != nil {
 		if err := json.Unmarshal(b, v); err != nil {
-			e.t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+			t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
 		}
 	}
 	return resp
@@ -849,8 +860,7 @@ func jsonBody(v any) string {
 // setupTenant creates a tenant with a resource and a service open every
 // day, three bookings of named customers, a live hold, an owner and a
 // staff account signed in, and OAuth apps with an access token.
-func (e *isoEnv) setupTenant(id, name, person, p string) *isoTenant {
-	t := e.t
+func (e *isoEnv) setupTenant(t testing.TB, id, name, person, p string) *isoTenant {
 	t.Helper()
 	op := withBearer(e.op)
 	up := strings.ToUpper(p)
@@ -866,7 +876,7 @@ func (e *isoEnv) setupTenant(id, name, person, p string) *isoTenant {
 		Resources: []engine.Resource{{ID: v.resource, Name: v.resName, Kind: "room", TimeZone: "UTC", Capacity: 1, Weekly: allDay}},
 		Services:  []engine.Service{{ID: v.service, Name: v.svcName, DurationMin: 30, HorizonDays: 30, Resources: []string{v.resource}}}}
 	var rec gateway.TenantView
-	e.must(http.MethodPost, "/v1/tenants", jsonBody(gateway.CreateTenantRequest{ID: id, Config: cfg}), op, &rec)
+	e.must(t, http.MethodPost, "/v1/tenants", jsonBody(gateway.CreateTenantRequest{ID: id, Config: cfg}), op, &rec)
 	v.link = rec.Link
 
 	for i := 0; i < 3; i++ {
@@ -875,7 +885,7 @@ func (e *isoEnv) setupTenant(id, name, person, p string) *isoTenant {
 		var out struct {
 			Booking engine.Booking `json:"booking"`
 		}
-		e.must(http.MethodPost, "/v1/tenants/"+id+"/bookings", jsonBody(gateway.BookRequest{Service: v.service, Resource: v.resource,
+		e.must(t, http.MethodPost, "/v1/tenants/"+id+"/bookings", jsonBody(gateway.BookRequest{Service: v.service, Resource: v.resource,
 			Start: e.day.Add(time.Duration(9+i) * time.Hour).Format(time.RFC3339), Customer: c}), op, &out)
 		v.bookings = append(v.bookings, out.Booking.ID)
 		v.customers = append(v.customers, c)
@@ -893,30 +903,30 @@ func (e *isoEnv) setupTenant(id, name, person, p string) *isoTenant {
 	v.hold = f.Hold.ID
 
 	var acc accounts.Account
-	e.must(http.MethodPost, "/v1/tenants/"+id+"/accounts", jsonBody(accounts.NewAccount{Email: v.ownerEmail,
+	e.must(t, http.MethodPost, "/v1/tenants/"+id+"/accounts", jsonBody(accounts.NewAccount{Email: v.ownerEmail,
 		Name: up + " Owner Person", Role: accounts.RoleOwner, Password: v.password}), op, &acc)
 	v.ownerID = acc.ID
-	e.must(http.MethodPost, "/v1/tenants/"+id+"/accounts", jsonBody(accounts.NewAccount{Email: v.staffEmail,
+	e.must(t, http.MethodPost, "/v1/tenants/"+id+"/accounts", jsonBody(accounts.NewAccount{Email: v.staffEmail,
 		Name: up + " Staff Person", Role: accounts.RoleStaff, Password: v.password}), op, &acc)
 	v.staffID = acc.ID
-	v.owner = e.signIn(id, v.ownerEmail, v.password)
-	v.staff = e.signIn(id, v.staffEmail, v.password)
+	v.owner = e.signIn(t, id, v.ownerEmail, v.password)
+	v.staff = e.signIn(t, id, v.staffEmail, v.password)
 
 	var app struct {
 		ID     string `json:"id"`
 		Secret string `json:"client_secret"`
 	}
-	e.must(http.MethodPost, "/v1/tenants/"+id+"/oauth/clients", jsonBody(map[string]any{"name": name + " Reports",
+	e.must(t, http.MethodPost, "/v1/tenants/"+id+"/oauth/clients", jsonBody(map[string]any{"name": name + " Reports",
 		"grant_types": []string{"client_credentials"}, "scopes": gateway.Scopes()}), withSession(v.owner), &app)
 	v.client, v.clientSecret = app.ID, app.Secret
-	e.must(http.MethodPost, "/v1/tenants/"+id+"/oauth/clients", jsonBody(map[string]any{"name": name + " Mobile",
+	e.must(t, http.MethodPost, "/v1/tenants/"+id+"/oauth/clients", jsonBody(map[string]any{"name": name + " Mobile",
 		"redirect_uris": []string{isoRedirect}, "scopes": gateway.Scopes(), "public": true}), withSession(v.owner), &app)
 	v.codeClient = app.ID
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {strings.Join(gateway.Scopes(), " ")}}.Encode()
-	e.must(http.MethodPost, "/oauth2/token", form, func(r *http.Request) {
+	e.must(t, http.MethodPost, "/oauth2/token", form, func(r *http.Request) {
 		r.SetBasicAuth(url.QueryEscape(v.client), url.QueryEscape(v.clientSecret))
 	}, &tok)
 	v.token = tok.AccessToken
@@ -925,7 +935,7 @@ func (e *isoEnv) setupTenant(id, name, person, p string) *isoTenant {
 			ID string `json:"id"`
 		} `json:"grants"`
 	}
-	e.must(http.MethodGet, "/v1/tenants/"+id+"/oauth/grants", "", withSession(v.owner), &grants)
+	e.must(t, http.MethodGet, "/v1/tenants/"+id+"/oauth/grants", "", withSession(v.owner), &grants)
 	if len(grants.Grants) != 1 || v.token == "" {
 		t.Fatalf("%s: grants %+v, token %q; want one grant and a token", id, grants, v.token)
 	}
@@ -933,36 +943,36 @@ func (e *isoEnv) setupTenant(id, name, person, p string) *isoTenant {
 	return v
 }
 
-func (e *isoEnv) signIn(tenant, email, password string) isoSession {
-	e.t.Helper()
+func (e *isoEnv) signIn(t testing.TB, tenant, email, password string) isoSession {
+	t.Helper()
 	var out accounts.SignInResponse
-	resp := e.must(http.MethodPost, "/v1/tenants/"+tenant+"/sign-in",
+	resp := e.must(t, http.MethodPost, "/v1/tenants/"+tenant+"/sign-in",
 		jsonBody(map[string]string{"email": email, "password": password}), func(*http.Request) {}, &out)
 	for _, c := range resp.Cookies() {
 		if c.Name == accounts.SessionCookie {
 			return isoSession{cookie: c.Value, csrf: out.CSRFToken}
 		}
 	}
-	e.t.Fatalf("sign-in of %s on %s set no session cookie (next %q)", email, tenant, out.Next)
+	t.Fatalf("sign-in of %s on %s set no session cookie (next %q)", email, tenant, out.Next)
 	return isoSession{}
 }
 
 // wsToken gets a fresh WebSocket token on a session.
-func (e *isoEnv) wsToken(s isoSession) string {
-	e.t.Helper()
+func (e *isoEnv) wsToken(t testing.TB, s isoSession) string {
+	t.Helper()
 	var out accounts.WSTokenResponse
-	e.must(http.MethodPost, "/v1/ws-token", "", withSession(s), &out)
+	e.must(t, http.MethodPost, "/v1/ws-token", "", withSession(s), &out)
 	return out.Token
 }
 
 // snapshot is everything of a tenant the operator can read, to compare
 // before and after an attack: journal version and configuration, bookings,
 // accounts, OAuth clients and grants, account policy, origins.
-func (e *isoEnv) snapshot(v *isoTenant) string {
-	e.t.Helper()
+func (e *isoEnv) snapshot(t testing.TB, v *isoTenant) string {
+	t.Helper()
 	var b bytes.Buffer
 	for _, p := range []string{"", "/bookings", "/accounts", "/oauth/clients", "/oauth/grants", "/account-policy", "/origins"} {
-		st, body := e.do(http.MethodGet, "/v1/tenants/"+v.id+p, "", withBearer(e.op))
+		st, body := e.do(t, http.MethodGet, "/v1/tenants/"+v.id+p, "", withBearer(e.op))
 		fmt.Fprintf(&b, "%s: %d %s\n", p, st, body)
 	}
 	return b.String()
