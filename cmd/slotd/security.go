@@ -66,6 +66,9 @@ func buildSecurity(o options, store persistence.Store, getenv func(string) strin
 		Sessions: []integrations.SessionEnder{oauthEnder{&srv}}}
 	accs, err := accounts.New(accounts.Config{Records: records, Passwords: hasher, Secrets: ring,
 		Audit: accounts.AuditLog(alog), Logger: log.With("component", "accounts"), Now: time.Now, Issuer: "slotd",
+		// Sign-in throttling per address sees the client behind a trusted
+		// proxy, like the gateway's rate limits.
+		ClientIP: func(r *http.Request) string { return gateway.ClientIP(r, o.edge.trustProxy) },
 		OnDeleted: func(ctx context.Context, tenant, account, actor string) error {
 			lifecycle.Sockets = *gw
 			_, err := lifecycle.AccountDeleted(ctx, tenant, account, actor)
