@@ -18,7 +18,7 @@ var securityHeaders = [][2]string{
 	{"Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 		"object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"},
 	{"Cross-Origin-Opener-Policy", "same-origin"},
-	{"Cross-Origin-Resource-Policy", "same-origin"},
+	{"Cross-Origin-Resource-Policy", "same-origin"}, // but /static/ (edge)
 	{"Permissions-Policy", "accelerometer=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()"},
 }
 
@@ -35,6 +35,11 @@ func (s *Server) edge(w http.ResponseWriter, r *http.Request) bool {
 	h := w.Header()
 	for _, kv := range securityHeaders {
 		h.Set(kv[0], kv[1])
+	}
+	if strings.HasPrefix(r.URL.Path, "/static/") {
+		// Public assets, which a tenant's own page (an allowed origin)
+		// may load; API answers and pages stay same-origin.
+		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	}
 	https := s.isHTTPS(r)
 	if https {

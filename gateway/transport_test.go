@@ -14,11 +14,10 @@ import (
 
 // wantSecurityHeaders are the headers every response carries.
 var wantSecurityHeaders = map[string]string{
-	"X-Content-Type-Options":       "nosniff",
-	"Referrer-Policy":              "no-referrer",
-	"X-Frame-Options":              "DENY",
-	"Cross-Origin-Opener-Policy":   "same-origin",
-	"Cross-Origin-Resource-Policy": "same-origin",
+	"X-Content-Type-Options":     "nosniff",
+	"Referrer-Policy":            "no-referrer",
+	"X-Frame-Options":            "DENY",
+	"Cross-Origin-Opener-Policy": "same-origin",
 }
 
 // checkSecurityHeaders checks the headers every response must carry, and
@@ -29,6 +28,14 @@ func checkSecurityHeaders(tb testing.TB, what string, h http.Header, https bool)
 		if got := h.Get(k); got != want {
 			tb.Errorf("%s: %s %q, want %q", what, k, got, want)
 		}
+	}
+	// Only the public assets may be loaded by other origins' pages.
+	corp := "same-origin"
+	if strings.Contains(what, " /static/") {
+		corp = "cross-origin"
+	}
+	if got := h.Get("Cross-Origin-Resource-Policy"); got != corp {
+		tb.Errorf("%s: Cross-Origin-Resource-Policy %q, want %q", what, got, corp)
 	}
 	csp := h.Get("Content-Security-Policy")
 	for _, d := range []string{"default-src 'self'", "script-src 'self'", "object-src 'none'", "frame-ancestors 'none'", "base-uri 'none'"} {
