@@ -194,7 +194,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.reportPath, "report", "", "write a self-contained HTML report with SVG plots to this file")
 	fs.StringVar(&o.svgDir, "svg-dir", "", "also write each plot as an SVG file into this directory")
 	fs.StringVar(&o.svgPrefix, "svg-prefix", "", "file name prefix of -svg-dir plots (default slotsim-SCENARIO)")
-	fs.StringVar(&o.progress, "progress", o.progress, "live progress on stderr: auto (a line that redraws on a terminal, every 5 s otherwise), on, off")
+	fs.StringVar(&o.progress, "progress", o.progress, "live progress on stderr: auto (a line that redraws on a terminal, every 5 s otherwise), on (every sample when not a terminal), off")
 	fs.StringVar(&o.pprofURL, "pprof", "", "base URL of the target's net/http/pprof (loopback), e.g. http://127.0.0.1:6060/debug/pprof; fetches CPU and alloc profiles")
 	fs.StringVar(&o.profileDir, "profile-dir", ".", "where -pprof profiles are written")
 	fs.StringVar(&o.selfProfile, "cpuprofile", "", "write slotsim's own CPU profile to this file (to see what the simulator costs)")

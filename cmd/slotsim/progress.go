@@ -13,25 +13,26 @@ import (
 )
 
 // progress is the live status on stderr: one line redrawn in place on a
-// terminal, a line every 5 s otherwise.
+// terminal; otherwise a line every 5 s ("auto") or every sample ("on").
 type progress struct {
-	w    io.Writer
-	on   bool
-	tty  bool
-	mu   sync.Mutex // guards the fields below
-	last time.Time
-	line bool // a redrawable line is showing
+	w     io.Writer
+	on    bool
+	tty   bool
+	every time.Duration // between lines when not a terminal
+	mu    sync.Mutex    // guards the fields below
+	last  time.Time
+	line  bool // a redrawable line is showing
 }
 
 func newProgress(w io.Writer, mode string) *progress {
-	p := &progress{w: w, on: mode != "off"}
+	p := &progress{w: w, on: mode != "off", every: 5 * time.Second}
+	if mode == "on" {
+		p.every = 0
+	}
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			p.tty = true
 		}
-	}
-	if mode == "on" && !p.tty {
-		p.tty = false
 	}
 	return p
 }
@@ -85,7 +86,7 @@ func (p *progress) point(s second, rec *recorder, total time.Duration) {
 		p.line = true
 		return
 	}
-	if time.Since(p.last) >= 5*time.Second {
+	if time.Since(p.last) >= p.every {
 		p.last = time.Now()
 		fmt.Fprintln(p.w, "slotsim: "+b.String())
 	}

@@ -227,14 +227,15 @@ func (s *sim) finish() {
 	r.Server.SubsDropped = m.Dropped
 	r.Server.EndConns = m.Conns
 	var cpuS, cliS, other, iow, sirq float64
-	var n int
+	var n, nOther int
 	for _, p := range r.Series {
 		r.Others.MaxLoad = math.Max(r.Others.MaxLoad, p.Load)
 		if p.T >= r.Run.StartT && p.T <= r.Run.EndT+0.5 {
-			cpuS += p.ServerCPU
 			cliS += p.ClientCPU
 			if p.ServerRSS > 0 { // the server's CPU is known for this point
 				other += math.Max(0, p.MachineCPU-p.SoftIRQ-p.ServerCPU-p.ClientCPU)
+				cpuS += p.ServerCPU
+				nOther++
 			}
 			iow += p.IOWait
 			sirq += p.SoftIRQ
@@ -242,8 +243,11 @@ func (s *sim) finish() {
 		}
 	}
 	if n > 0 {
-		r.Server.AvgCPUCores, r.Client.AvgCPUCores = cpuS/float64(n), cliS/float64(n)
-		r.Others.AvgOtherCores, r.Others.AvgIOWaitCores, r.Others.AvgSoftIRQ = other/float64(n), iow/float64(n), sirq/float64(n)
+		r.Client.AvgCPUCores = cliS / float64(n)
+		r.Others.AvgIOWaitCores, r.Others.AvgSoftIRQ = iow/float64(n), sirq/float64(n)
+	}
+	if nOther > 0 { // only samples where slotd's /metrics answered
+		r.Others.AvgOtherCores, r.Server.AvgCPUCores = other/float64(nOther), cpuS/float64(nOther)
 	}
 	if s.o.chaosEvery > 0 {
 		r.Chaos.Every = s.o.chaosEvery.String()
@@ -397,7 +401,7 @@ func writeTable(w io.Writer, r *result) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "acknowledged bookings: %d (%.0f/s); answered ops %.0f/s; unknown outcome (connection lost): %d\n",
+	fmt.Fprintf(w, "acknowledged bookings: %d (%.0f/s); answered ops %.0f/s; unknown outcome (connection lost, or no answer by the end): %d\n",
 		r.Run.BookingsAcked, r.Run.BookingsPerSec, r.Run.OpsPerSec, r.Run.Unknown)
 	if len(r.Run.Errors) > 0 {
 		fmt.Fprintf(w, "errors by code: %s\n", codes(r.Run.Errors))
@@ -430,7 +434,7 @@ func writeTable(w io.Writer, r *result) {
 		status = "not run"
 	}
 	fmt.Fprintf(w, "invariant check: %s — %d tenants, %d acknowledged bookings, %d bookings in the server (%d confirmed); "+
-		"%d books in flight at a lost connection (%d exist); %d bookings with an ambiguous last operation; %d viewers compared\n",
+		"%d books with unknown outcome (%d exist); %d bookings with an ambiguous last operation; %d viewers compared\n",
 		status, c.TenantsChecked, c.AckedChecked, c.ServerBookings, c.ServerConfirmed, c.InFlight, c.InFlightBooked, c.InFlightAmbiguous, c.ViewersChecked)
 	for k, n := range r.ViolationCounts {
 		fmt.Fprintf(w, "  %d × %s\n", n, k)

@@ -64,28 +64,27 @@ func TestMain(m *testing.M) {
 
 // runSmoke runs slotsim in-process against a slotd it spawns and returns
 // the exit code and the JSON result.
-func runSmoke(t *testing.T, extra ...string) (int, result, string) {
+func runSmoke(t *testing.T, extra ...string) (code int, res result, out, dir string) {
 	t.Helper()
 	bin := mustSlotd(t)
-	dir := t.TempDir()
+	dir = t.TempDir()
 	jsonPath := filepath.Join(dir, "out.json")
 	args := append([]string{"smoke", "-spawn", bin, "-json", jsonPath, "-report", filepath.Join(dir, "out.html"),
 		"-svg-dir", dir, "-progress", "off"}, extra...)
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code := run(ctx, args, func(string) string { return "" }, &stdout, &stderr)
-	var res result
+	code = run(ctx, args, func(string) string { return "" }, &stdout, &stderr)
 	if b, err := os.ReadFile(jsonPath); err == nil {
 		if err := json.Unmarshal(b, &res); err != nil {
 			t.Fatalf("result JSON: %v", err)
 		}
 	}
-	return code, res, stdout.String() + stderr.String()
+	return code, res, stdout.String() + stderr.String(), dir
 }
 
 func TestSmokeAgainstSpawnedSlotd(t *testing.T) {
-	code, res, out := runSmoke(t)
+	code, res, out, dir := runSmoke(t)
 	if code != exitOK {
 		t.Fatalf("slotsim smoke exited %d, want 0:\n%s", code, out)
 	}
@@ -101,6 +100,12 @@ func TestSmokeAgainstSpawnedSlotd(t *testing.T) {
 	if !strings.Contains(out, "invariant check: PASSED") {
 		t.Errorf("table does not report the check:\n%s", out)
 	}
+	for _, f := range []string{"out.html", "slotsim-smoke-latency.svg", "slotsim-smoke-distribution.svg", "slotsim-smoke-throughput.svg"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil || !bytes.Contains(b, []byte("<svg")) {
+			t.Errorf("%s: %v, or no SVG in it", f, err)
+		}
+	}
 }
 
 // TestSmokeWithChaos kills slotd with SIGKILL twice during the run: clients
@@ -110,7 +115,7 @@ func TestSmokeWithChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts slotd; skipped with -short")
 	}
-	code, res, out := runSmoke(t, "-duration", "5s", "-chaos-kill-every", "2s", "-rate", "80")
+	code, res, out, _ := runSmoke(t, "-duration", "5s", "-chaos-kill-every", "2s", "-rate", "80")
 	if code != exitOK {
 		t.Fatalf("slotsim smoke with chaos exited %d, want 0:\n%s", code, out)
 	}
