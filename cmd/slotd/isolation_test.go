@@ -23,14 +23,14 @@ import (
 
 // The tenant isolation suite (DESIGN.md invariant 4). Two tenants, alpha
 // and bravo, are set up in one slotd started through run, each with
-// bookings of named customers, a live hold, an owner and a staff account
-// signed in, OAuth clients and an access token. Then each tenant in turn
-// attacks the other:
+// bookings of named customers, a live hold, an owner, an admin and a staff
+// account signed in, OAuth clients and an access token. Then each tenant in
+// turn attacks the other:
 //
 //   - every route of the live router (gateway.Server.Routes, reached through
 //     gatewayHook, so routes added by any package count) is called with the
-//     victim's ids in its path and body, as the attacker's staff session,
-//     owner session, OAuth access token and WebSocket token; and, where the
+//     victim's ids in its path and body, as the attacker's staff, admin and
+//     owner sessions, OAuth access token and WebSocket token; and, where the
 //     route addresses objects by id, on the attacker's own tenant with the
 //     victim's object ids. A route without a case in isolationCases fails
 //     the suite;
@@ -54,10 +54,12 @@ type isoTenant struct {
 	bookings             []string
 	hold                 string
 	customers            []engine.Customer
-	ownerID, staffID     string
+	ownerID, adminID     string
+	staffID              string
 	ownerEmail           string
+	adminEmail           string
 	staffEmail, password string
-	owner, staff         isoSession
+	owner, admin, staff  isoSession
 	client, clientSecret string // client credentials app
 	codeClient           string // authorization-code app
 	token                string // OAuth access token (client credentials, every scope)
@@ -72,7 +74,7 @@ type isoSession struct{ cookie, csrf string }
 // design (the booking link shows the tenant's name and services).
 func (v *isoTenant) needles() (private, public []string) {
 	private = append(private, v.bookings...)
-	private = append(private, v.hold, v.ownerID, v.staffID, v.ownerEmail, v.staffEmail, v.client, v.clientSecret,
+	private = append(private, v.hold, v.ownerID, v.adminID, v.staffID, v.ownerEmail, v.adminEmail, v.staffEmail, v.client, v.clientSecret,
 		v.codeClient, v.token, v.grant)
 	for _, c := range v.customers {
 		private = append(private, c.Name, c.Email, c.Phone)
@@ -343,12 +345,13 @@ func withBearer(tok string) func(*http.Request) {
 	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 }
 
-// principals are the attacker's credentials: staff and owner sessions,
+// principals are the attacker's credentials: staff, admin and owner sessions,
 // the OAuth access token, and a fresh WebSocket token per request (the
 // gateway's token chain accepts it as a bearer token, once).
 func (e *isoEnv) principals(t testing.TB, att *isoTenant) []principal {
 	return []principal{
 		{"staff session", withSession(att.staff)},
+		{"admin session", withSession(att.admin)},
 		{"owner session", withSession(att.owner)},
 		{"OAuth token", withBearer(att.token)},
 		{"WebSocket token", func(r *http.Request) { withBearer(e.wsToken(t, att.staff))(r) }},
@@ -483,7 +486,7 @@ func (e *isoEnv) attackRoute(t *testing.T, pattern string, c routeCase, att, vic
 	if c.kind == self || c.last {
 		// The session that signs out goes last; a WebSocket token needs
 		// the staff session.
-		prins = []principal{prins[2], prins[3], prins[0], prins[1]}
+		prins = []principal{prins[3], prins[4], prins[0], prins[1], prins[2]}
 	}
 	for _, p := range prins {
 		a := e.send(t, method, e.fill(path, vic.id, att, vic), e.fill(c.query, vic.id, att, vic),
@@ -567,7 +570,7 @@ func (e *isoEnv) attackAuthorize(t *testing.T, att, vic *isoTenant) {
 	for _, sess := range []struct {
 		name string
 		s    isoSession
-	}{{"staff session", att.staff}, {"owner session", att.owner}} {
+	}{{"staff session", att.staff}, {"admin session", att.admin}, {"owner session", att.owner}} {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
 			var a attempt
 			if method == http.MethodGet {
@@ -858,7 +861,7 @@ func jsonBody(v any) string {
 }
 
 // setupTenant creates a tenant with a resource and a service open every
-// day, three bookings of named customers, a live hold, an owner and a
+// day, three bookings of named customers, a live hold, an owner, an admin and a
 // staff account signed in, and OAuth apps with an access token.
 func (e *isoEnv) setupTenant(t testing.TB, id, name, person, p string) *isoTenant {
 	t.Helper()
@@ -866,7 +869,7 @@ func (e *isoEnv) setupTenant(t testing.TB, id, name, person, p string) *isoTenan
 	up := strings.ToUpper(p)
 	v := &isoTenant{id: id, name: name, resource: p + "-room", service: p + "-cut",
 		resName: name + " Back Room", svcName: name + " Signature Cut",
-		ownerEmail: "owner@" + id + "-owner.example.com", staffEmail: "staff@" + id + "-staff.example.com",
+		ownerEmail: "owner@" + id + "-owner.example.com", adminEmail: "admin@" + id + "-admin.example.com", staffEmail: "staff@" + id + "-staff.example.com",
 		password: "tulip ocean marble quartz " + id}
 	allDay := map[string][]engine.Range{}
 	for _, d := range []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"} {
@@ -906,10 +909,14 @@ func (e *isoEnv) setupTenant(t testing.TB, id, name, person, p string) *isoTenan
 	e.must(t, http.MethodPost, "/v1/tenants/"+id+"/accounts", jsonBody(accounts.NewAccount{Email: v.ownerEmail,
 		Name: up + " Owner Person", Role: accounts.RoleOwner, Password: v.password}), op, &acc)
 	v.ownerID = acc.ID
+	e.must(t, http.MethodPost, "/v1/tenants/"+id+"/accounts", jsonBody(accounts.NewAccount{Email: v.adminEmail,
+		Name: up + " Admin Person", Role: accounts.RoleAdmin, Password: v.password}), op, &acc)
+	v.adminID = acc.ID
 	e.must(t, http.MethodPost, "/v1/tenants/"+id+"/accounts", jsonBody(accounts.NewAccount{Email: v.staffEmail,
 		Name: up + " Staff Person", Role: accounts.RoleStaff, Password: v.password}), op, &acc)
 	v.staffID = acc.ID
 	v.owner = e.signIn(t, id, v.ownerEmail, v.password)
+	v.admin = e.signIn(t, id, v.adminEmail, v.password)
 	v.staff = e.signIn(t, id, v.staffEmail, v.password)
 
 	var app struct {
