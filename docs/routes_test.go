@@ -77,3 +77,56 @@ type noAudit struct{}
 func (noAudit) Append(context.Context, string, audit.Entry) (int64, audit.Checkpoint, error) {
 	return 0, audit.Checkpoint{}, nil
 }
+
+// TestScopesDocumented checks the OAuth scope table (first header cell
+// "Scope"): each route that names a scope is listed in that scope's row and
+// no other, every route listed is real, and every message listed exists.
+func TestScopesDocumented(t *testing.T) {
+	d := load(t)
+	routes := gateway.New(gateway.Config{Auth: gateway.NewOperatorToken("docs"), Routes: extraRoutes(t)}).Routes()
+	scopeOf := map[string]string{}
+	for _, r := range routes {
+		scopeOf[r.Pattern] = r.Scope
+	}
+	rows := d.table("Scope")
+	if len(rows) == 0 {
+		t.Fatalf("docs/%s has no scope table (first header cell \"Scope\")", docPath)
+	}
+	msgs := set(gateway.RequestTypes())
+	listed := map[string]string{} // route → the scope row listing it
+	for _, r := range rows {
+		if len(r.cells) < 4 {
+			t.Errorf("%s:%d: scope table row needs scope, allows, routes and messages", docPath, r.n)
+			continue
+		}
+		names := spans(r.cells[0])
+		if len(names) != 1 {
+			t.Errorf("%s:%d: scope table row names %d scopes, want 1", docPath, r.n, len(names))
+			continue
+		}
+		scope := names[0]
+		if gateway.ScopePermission(scope) == 0 {
+			t.Errorf("%s:%d: %q is not a scope the gateway knows", docPath, r.n, scope)
+		}
+		for _, pat := range spans(r.cells[2]) {
+			got, ok := scopeOf[pat]
+			switch {
+			case !ok:
+				t.Errorf("%s:%d: scope %s lists %q, which is no route", docPath, r.n, scope, pat)
+			case got != scope:
+				t.Errorf("%s:%d: scope %s lists %q, which needs scope %q", docPath, r.n, scope, pat, got)
+			}
+			listed[pat] = scope
+		}
+		for _, m := range spans(r.cells[3]) {
+			if !msgs[m] {
+				t.Errorf("%s:%d: scope %s lists message %q, which gateway.RequestTypes() does not list", docPath, r.n, scope, m)
+			}
+		}
+	}
+	for pat, scope := range scopeOf {
+		if scope != "" && listed[pat] == "" {
+			t.Errorf("route %q needs scope %q but the scope table of docs/%s does not list it", pat, scope, docPath)
+		}
+	}
+}
