@@ -53,7 +53,8 @@ type isoTenant struct {
 	resName, svcName     string
 	bookings             []string
 	hold                 string
-	customers            []engine.Customer
+	customers            []engine.Customer // this tenant's only
+	shared               engine.Customer   // isoSharedEmail, with a name of this tenant's
 	ownerID, adminID     string
 	staffID              string
 	ownerEmail           string
@@ -79,11 +80,15 @@ func (v *isoTenant) needles() (private, public []string) {
 	for _, c := range v.customers {
 		private = append(private, c.Name, c.Email, c.Phone)
 	}
+	private = append(private, v.shared.Name, v.shared.Phone)
 	public = []string{v.name, v.link, v.resName, v.svcName}
 	return private, public
 }
 
 const isoRedirect = "https://app.example.net/callback"
+
+// isoSharedEmail is a customer of both tenants.
+const isoSharedEmail = "same.person@shared-mail.example.com"
 
 // isoEnv is the running slotd and both tenants.
 type isoEnv struct {
@@ -322,9 +327,11 @@ func isolationCases() map[string]routeCase {
 		"DELETE /v1/tenants/{tenant}/oauth/grants/{grant}":          {kind: refused, own: true},
 
 		// privacy
-		"POST /v1/tenants/{tenant}/privacy/export-customer": {kind: refused, body: `{"email":"{email}"}`, own: true, ownActs: true},
-		"GET /v1/tenants/{tenant}/privacy/export":           {kind: refused},
-		"POST /v1/tenants/{tenant}/privacy/erase":           {kind: refused, body: `{"email":"{email}"}`, own: true, ownActs: true},
+		"POST /v1/tenants/{tenant}/privacy/export-customer": {kind: refused, body: `{"email":"{email}"}`, own: true, ownActs: true,
+			ownBody: `{"email":"{shared_email}"}`},
+		"GET /v1/tenants/{tenant}/privacy/export": {kind: refused},
+		"POST /v1/tenants/{tenant}/privacy/erase": {kind: refused, body: `{"email":"{email}"}`, own: true, ownActs: true,
+			ownBody: `{"email":"{shared_email}"}`},
 	}
 }
 
@@ -373,6 +380,7 @@ func (e *isoEnv) fill(s, tenant string, att, vic *isoTenant) string {
 		"{link}", vic.link,
 		"{hold}", vic.hold,
 		"{email}", vic.customers[0].Email,
+		"{shared_email}", isoSharedEmail,
 		"{staff_email}", vic.staffEmail,
 		"{password}", vic.password,
 		"{token}", vic.token,
@@ -882,16 +890,26 @@ func (e *isoEnv) setupTenant(t testing.TB, id, name, person, p string) *isoTenan
 	e.must(t, http.MethodPost, "/v1/tenants", jsonBody(gateway.CreateTenantRequest{ID: id, Config: cfg}), op, &rec)
 	v.link = rec.Link
 
-	for i := 0; i < 3; i++ {
+	// Three customers of this tenant only, and one whose email both
+	// tenants know (the same person booked with both): erasing or
+	// exporting them in one tenant must not touch the other's bookings.
+	for i := 0; i < 4; i++ {
 		c := engine.Customer{Name: fmt.Sprintf("%s %c%d", person, 'I'+i, i), Email: fmt.Sprintf("%s.customer%d@%s-mail.example.com", p, i, id),
 			Phone: fmt.Sprintf("+4479%s%07d", map[string]string{"a": "11", "b": "22"}[p], 1234567+i)}
+		if i == 3 {
+			c.Email = isoSharedEmail
+		}
 		var out struct {
 			Booking engine.Booking `json:"booking"`
 		}
 		e.must(t, http.MethodPost, "/v1/tenants/"+id+"/bookings", jsonBody(gateway.BookRequest{Service: v.service, Resource: v.resource,
 			Start: e.day.Add(time.Duration(9+i) * time.Hour).Format(time.RFC3339), Customer: c}), op, &out)
 		v.bookings = append(v.bookings, out.Booking.ID)
-		v.customers = append(v.customers, c)
+		if i == 3 {
+			v.shared = c
+		} else {
+			v.customers = append(v.customers, c)
+		}
 	}
 	w, err := dialLink(e.ctx, e.base, v.link)
 	if err != nil {
