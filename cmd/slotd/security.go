@@ -64,7 +64,11 @@ func buildSecurity(o options, store persistence.Store, getenv func(string) strin
 	var srv *oauth.Server
 	lifecycle := &integrations.AccountLifecycle{Integrations: integ, Logger: log.With("component", "lifecycle"),
 		Sessions: []integrations.SessionEnder{oauthEnder{&srv}}}
-	accs, err := accounts.New(accounts.Config{Records: records, Passwords: hasher, Secrets: ring,
+	oidc, err := oidcProviders(o, getenv)
+	if err != nil {
+		return nil, err
+	}
+	accs, err := accounts.New(accounts.Config{Records: records, Passwords: hasher, Secrets: ring, OIDC: oidc,
 		Audit: accounts.AuditLog(alog), Logger: log.With("component", "accounts"), Now: time.Now, Issuer: "slotd",
 		// Sign-in throttling per address sees the client behind a trusted
 		// proxy, like the gateway's rate limits.
@@ -211,4 +215,30 @@ func oauthSecret(o options, getenv func(string) string, log *slog.Logger) ([]byt
 	}
 	log.Info("generated the OAuth token key in the data directory", "file", path)
 	return b, nil
+}
+
+// oidcProviders configures sign-in with Google and Microsoft from the
+// environment: SLOTD_OIDC_GOOGLE_CLIENT_ID and _SECRET;
+// SLOTD_OIDC_MICROSOFT_CLIENT_ID, _SECRET and _DIRECTORY (the tenant id of
+// one Microsoft Entra directory). Redirect URLs are
+// <public-url>/v1/oidc/{google,microsoft}/callback, so -public-url must be
+// the https URL users reach.
+func oidcProviders(o options, getenv func(string) string) ([]accounts.OIDCProvider, error) {
+	base := strings.TrimRight(o.publicURL, "/")
+	var out []accounts.OIDCProvider
+	if id := getenv("SLOTD_OIDC_GOOGLE_CLIENT_ID"); id != "" {
+		sec := getenv("SLOTD_OIDC_GOOGLE_CLIENT_SECRET")
+		if sec == "" || base == "" {
+			return nil, errors.New("Google sign-in needs SLOTD_OIDC_GOOGLE_CLIENT_SECRET and -public-url")
+		}
+		out = append(out, accounts.Google(id, sec, base+"/v1/oidc/google/callback"))
+	}
+	if id := getenv("SLOTD_OIDC_MICROSOFT_CLIENT_ID"); id != "" {
+		sec, dir := getenv("SLOTD_OIDC_MICROSOFT_CLIENT_SECRET"), getenv("SLOTD_OIDC_MICROSOFT_DIRECTORY")
+		if sec == "" || dir == "" || base == "" {
+			return nil, errors.New("Microsoft sign-in needs SLOTD_OIDC_MICROSOFT_CLIENT_SECRET, SLOTD_OIDC_MICROSOFT_DIRECTORY and -public-url")
+		}
+		out = append(out, accounts.Microsoft(dir, id, sec, base+"/v1/oidc/microsoft/callback"))
+	}
+	return out, nil
 }

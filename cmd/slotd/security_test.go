@@ -63,3 +63,27 @@ func TestDatabaseNeedsKeysFromEnvironment(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestOIDCProvidersFromEnvironment(t *testing.T) {
+	env := map[string]string{
+		"SLOTD_OIDC_GOOGLE_CLIENT_ID": "gid", "SLOTD_OIDC_GOOGLE_CLIENT_SECRET": "gsecret",
+		"SLOTD_OIDC_MICROSOFT_CLIENT_ID": "mid", "SLOTD_OIDC_MICROSOFT_CLIENT_SECRET": "msecret", "SLOTD_OIDC_MICROSOFT_DIRECTORY": "dir-1",
+	}
+	ps, err := oidcProviders(options{publicURL: "https://book.example.com/"}, func(k string) string { return env[k] })
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("oidcProviders = %v, %v; want google and microsoft", ps, err)
+	}
+	if ps[0].Name != "google" || ps[0].RedirectURL != "https://book.example.com/v1/oidc/google/callback" {
+		t.Errorf("google provider = %+v", ps[0])
+	}
+	if ps[1].Name != "microsoft" || ps[1].Issuer != "https://login.microsoftonline.com/dir-1/v2.0" {
+		t.Errorf("microsoft provider = %+v", ps[1])
+	}
+	delete(env, "SLOTD_OIDC_GOOGLE_CLIENT_SECRET")
+	if _, err := oidcProviders(options{publicURL: "https://book.example.com"}, func(k string) string { return env[k] }); err == nil {
+		t.Error("oidcProviders without the Google secret = nil error, want a refusal")
+	}
+	if ps, err := oidcProviders(options{}, func(string) string { return "" }); err != nil || len(ps) != 0 {
+		t.Errorf("oidcProviders with nothing set = %v, %v; want none", ps, err)
+	}
+}
