@@ -75,9 +75,12 @@ type options struct {
 	profileDir  string
 	selfProfile string // slotsim's own CPU profile
 
-	// baseline: reserved for bench/baseline (PostgreSQL + EXCLUDE), a
-	// later task; see docs/slotsim.md.
-	baseline string
+	// baseline (bench/baseline: PostgreSQL + EXCLUDE), run after slotd
+	baselineURL   string        // a running baseline
+	baselineSpawn string        // or a baseline binary to start
+	baselineArgs  string        // its flags (default -pgtest)
+	baselineConns int           // open loop: HTTP requests in flight at most
+	baselinePoll  time.Duration // each viewer polls availability this often
 }
 
 // preset returns the defaults of a scenario.
@@ -89,6 +92,7 @@ func preset(name string) (options, error) {
 		dialConc: 128, setupConc: 32, rounds: 3, rushSlots: 1, rushOp: "book",
 		drain: 20 * time.Second, quiet: 2 * time.Second, converge: 15 * time.Second, check: true,
 		sampleEvery: time.Second, progress: "auto",
+		baselineArgs: "-pgtest", baselineConns: 64, baselinePoll: time.Second,
 	}
 	switch name {
 	case "smoke":
@@ -198,7 +202,12 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pprofURL, "pprof", "", "base URL of the target's net/http/pprof (loopback), e.g. http://127.0.0.1:6060/debug/pprof; fetches CPU and alloc profiles")
 	fs.StringVar(&o.profileDir, "profile-dir", ".", "where -pprof profiles are written")
 	fs.StringVar(&o.selfProfile, "cpuprofile", "", "write slotsim's own CPU profile to this file (to see what the simulator costs)")
-	fs.StringVar(&o.baseline, "baseline", "", "reserved: PostgreSQL baseline (bench/baseline) to run the same workload against; not implemented yet")
+	// baseline
+	fs.StringVar(&o.baselineURL, "baseline", "", "base URL of a running bench/baseline (loopback) to run the same booking workload against after slotd")
+	fs.StringVar(&o.baselineSpawn, "baseline-spawn", "", "path of a bench/baseline binary to start (with -baseline-args) instead of -baseline URL")
+	fs.StringVar(&o.baselineArgs, "baseline-args", o.baselineArgs, "flags of the spawned baseline, space-separated: -pgtest (a throwaway cluster) or -database-url URL, -pool N")
+	fs.IntVar(&o.baselineConns, "baseline-conns", o.baselineConns, "open loop: baseline HTTP requests in flight at most (closed loop: one per client)")
+	fs.DurationVar(&o.baselinePoll, "baseline-poll", o.baselinePoll, "each viewer polls the baseline's availability this often (it has no push)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: slotsim %s [flags]\n\nflags (defaults are those of %s):\n", o.scenario, o.scenario)
 		fs.PrintDefaults()
@@ -223,8 +232,21 @@ func (o *options) validate() error {
 	if o.chaosEvery > 0 && o.spawn == "" {
 		return errors.New("-chaos-kill-every needs -spawn: slotsim only kills a slotd it started")
 	}
-	if o.baseline != "" {
-		return errors.New("-baseline: the PostgreSQL baseline (bench/baseline) is not implemented yet")
+	if o.baselineURL != "" || o.baselineSpawn != "" {
+		switch {
+		case o.baselineURL != "" && o.baselineSpawn != "":
+			return errors.New("give at most one of -baseline URL and -baseline-spawn BINARY")
+		case o.baselineURL != "" && !strings.HasPrefix(o.baselineURL, "http://") && !strings.HasPrefix(o.baselineURL, "https://"):
+			return errors.New("-baseline wants the http:// URL of a running bench/baseline (or use -baseline-spawn)")
+		case o.scenario == "rush" || o.scenario == "fanout":
+			return errors.New("-baseline compares booking throughput: use it with smoke, steady or soak")
+		case o.existing != "":
+			return errors.New("-baseline creates its own tenants: it does not go with -existing")
+		case o.capacity != 1:
+			return errors.New("-baseline models capacity 1 (one exclusion constraint per resource)")
+		case o.baselineConns < 1 || o.baselinePoll <= 0:
+			return errors.New("-baseline-conns must be at least 1 and -baseline-poll positive")
+		}
 	}
 	switch {
 	case o.existing == "" && o.tenants < 1:

@@ -86,10 +86,12 @@ type result struct {
 	Check           checkReport    `json:"check"`
 	ViolationCounts map[string]int `json:"violation_counts,omitempty"`
 	Targets         []targetEval   `json:"targets,omitempty"`
-	// Baseline is reserved for the PostgreSQL baseline (bench/baseline):
-	// the same workload against one transaction per booking guarded by an
-	// exclusion constraint, and the ratio. Not implemented yet.
+	// Baseline is the PostgreSQL baseline's run (bench/baseline, with
+	// -baseline or -baseline-spawn): the same booking workload against one
+	// transaction per booking guarded by an exclusion constraint, and the
+	// ratio to slotd (a baselineResult); null without one.
 	Baseline json.RawMessage `json:"baseline"`
+	baseline *baselineResult
 }
 
 // deliveryResult is what viewers received: availability deltas, and the
@@ -355,6 +357,9 @@ var opOrder = []string{"book", "hold", "hold_book", "release", "cancel", "resche
 
 // writeTable prints the human summary.
 func writeTable(w io.Writer, r *result) {
+	if r.baseline != nil {
+		defer writeBaselineTable(w, r.baseline)
+	}
 	p := r.Params
 	fmt.Fprintf(w, "\nslotsim %s — %.1f s; %v tenants × %v resources × %v services; %v clients, %v viewers; ",
 		r.Scenario, r.Run.Seconds, r.Setup.Tenants, p["resources"], p["services"], p["clients"], p["viewers"])

@@ -156,10 +156,20 @@ func (s *sim) main(ctx context.Context) (int, error) {
 		return exitUsage, err
 	}
 	s.finish()
+	if o.baselineURL != "" || o.baselineSpawn != "" {
+		br, err := s.runBaseline(ctx)
+		if err != nil {
+			return exitUsage, fmt.Errorf("baseline: %w", err)
+		}
+		s.setBaseline(br)
+	}
 	if err := s.output(); err != nil {
 		return exitUsage, err
 	}
 	if o.check && !s.res.Check.Passed {
+		return exitViolation, nil
+	}
+	if o.check && s.res.baseline != nil && !s.res.baseline.Check.Passed {
 		return exitViolation, nil
 	}
 	return exitOK, nil
