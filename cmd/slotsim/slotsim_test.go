@@ -136,7 +136,9 @@ func TestUsageErrors(t *testing.T) {
 		{"smoke", "-target", "http://127.0.0.1:1", "-chaos-kill-every", "1s"},
 		{"smoke", "-spawn", "/nonexistent/slotd", "-mix", "fly=1"},
 		{"smoke", "-spawn", "/nonexistent/slotd", "-conn-rate", "25"},
-		{"smoke", "-spawn", "/nonexistent/slotd", "-baseline", "postgres://"},
+		{"smoke", "-spawn", "/nonexistent/slotd", "-baseline", "postgres://"},                                 // not a baseline URL
+		{"smoke", "-spawn", "/nonexistent/slotd", "-baseline-spawn", "/x", "-baseline", "http://127.0.0.1:1"}, // both
+		{"rush", "-spawn", "/nonexistent/slotd", "-baseline-spawn", "/x"},                                     // not a throughput scenario
 	}
 	for _, args := range tests {
 		var out bytes.Buffer
