@@ -170,6 +170,12 @@ func (s *sim) runBaseline(ctx context.Context) (*baselineResult, error) {
 	}
 	a := newAPI(base, "")
 	br.Target = a.base
+	// At most -baseline-conns connections (a closed loop with more clients
+	// waits for one, and that wait is latency): a web tier's keep-alive
+	// pool, not a new TCP connection per request.
+	if tr, ok := a.hc.Transport.(*http.Transport); ok {
+		tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost = o.baselineConns, o.baselineConns
+	}
 
 	// Tenants: the same configuration as slotd's, fresh ids.
 	tenants := make([]*tenantRun, o.tenants)
@@ -285,11 +291,11 @@ func (s *sim) runBaseline(ctx context.Context) (*baselineResult, error) {
 		}()
 	}
 
-	conns := o.baselineConns
+	conns := o.baselineConns // open loop: workers
 	if o.closed {
-		conns = o.clients
+		conns = o.clients // closed loop: one per client, over at most -baseline-conns connections
 	}
-	br.Conns = conns
+	br.Conns = o.baselineConns
 	mode := fmt.Sprintf("open loop, %.0f book arrivals/s", br.BookRate)
 	if o.closed {
 		mode = fmt.Sprintf("closed loop, %d clients, think %s", o.clients, o.think)
