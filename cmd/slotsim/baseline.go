@@ -49,6 +49,8 @@ type baselineResult struct {
 	PollsPerSec    float64          `json:"polls_per_sec"`
 	Poll           latency          `json:"poll_latency"`
 	Check          checkReport      `json:"check"`
+	LoadAtStart    float64          `json:"load_avg_at_start"`
+	LoadAtEnd      float64          `json:"load_avg_at_end"`
 
 	Compare baselineComparison `json:"comparison"`
 }
@@ -306,6 +308,7 @@ func (s *sim) runBaseline(ctx context.Context) (*baselineResult, error) {
 	arrivalsCtx, stopArrivals := context.WithTimeout(ctx, o.duration)
 	defer stopArrivals()
 	var wg sync.WaitGroup
+	br.LoadAtStart = loadAvg()
 	start := time.Now()
 	if o.closed {
 		for c := 0; c < conns; c++ {
@@ -373,6 +376,7 @@ func (s *sim) runBaseline(ctx context.Context) (*baselineResult, error) {
 		br.Seconds = time.Since(start).Seconds()
 		br.BookingsAcked = acked.Load()
 	}
+	br.LoadAtEnd = loadAvg()
 	stopPolls()
 	pollWG.Wait()
 	br.BookingsPerSec = float64(br.BookingsAcked) / br.Seconds
@@ -461,6 +465,7 @@ func writeBaselineTable(w io.Writer, br *baselineResult) {
 	if !br.Check.Passed {
 		verdict = fmt.Sprintf("FAILED (%d violations)", len(br.Check.Violations))
 	}
+	fmt.Fprintf(w, "  machine: load average %.1f at the baseline's start, %.1f at its end\n", br.LoadAtStart, br.LoadAtEnd)
 	fmt.Fprintf(w, "  baseline check: %s — %d acked checked, %d bookings in the server\n", verdict, br.Check.AckedChecked, br.Check.ServerBookings)
 	if c.Note != "" {
 		fmt.Fprintf(w, "  note: %s\n", c.Note)
