@@ -352,7 +352,11 @@ func (s *sim) runBaseline(ctx context.Context) (*baselineResult, error) {
 				due := int64(now.Sub(start)/interval) + 1
 				for ; issued < due; issued++ {
 					t := active[pickRank(rng, len(active), cdf)]
-					queue <- newReq(rng, t, start.Add(time.Duration(issued)*interval))
+					select { // a full queue blocks arrivals, never past the window
+					case queue <- newReq(rng, t, start.Add(time.Duration(issued)*interval)):
+					case <-arrivalsCtx.Done():
+						break loop
+					}
 				}
 			}
 		}
