@@ -311,12 +311,14 @@ func (s *sim) runBaseline(ctx context.Context) (*baselineResult, error) {
 	br.LoadAtStart = loadAvg()
 	start := time.Now()
 	if o.closed {
+		// Clients are bound to tenants as slotd's were (Zipf-weighted extras).
+		owners := s.assignClients(conns)
 		for c := 0; c < conns; c++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				rng := rand.New(rand.NewPCG(uint64(o.seed), uint64(c)))
-				t := active[c%len(active)]
+				t := tenants[owners[c].idx]
 				for arrivalsCtx.Err() == nil {
 					book(newReq(rng, t, time.Now()))
 					if o.think > 0 {
