@@ -229,14 +229,14 @@ func oidcProviders(o options, getenv func(string) string) ([]accounts.OIDCProvid
 	if id := getenv("SLOTD_OIDC_GOOGLE_CLIENT_ID"); id != "" {
 		sec := getenv("SLOTD_OIDC_GOOGLE_CLIENT_SECRET")
 		if sec == "" || base == "" {
-			return nil, errors.New("Google sign-in needs SLOTD_OIDC_GOOGLE_CLIENT_SECRET and -public-url")
+			return nil, errors.New("sign-in with Google needs SLOTD_OIDC_GOOGLE_CLIENT_SECRET and -public-url")
 		}
 		out = append(out, accounts.Google(id, sec, base+"/v1/oidc/google/callback"))
 	}
 	if id := getenv("SLOTD_OIDC_MICROSOFT_CLIENT_ID"); id != "" {
 		sec, dir := getenv("SLOTD_OIDC_MICROSOFT_CLIENT_SECRET"), getenv("SLOTD_OIDC_MICROSOFT_DIRECTORY")
 		if sec == "" || dir == "" || base == "" {
-			return nil, errors.New("Microsoft sign-in needs SLOTD_OIDC_MICROSOFT_CLIENT_SECRET, SLOTD_OIDC_MICROSOFT_DIRECTORY and -public-url")
+			return nil, errors.New("sign-in with Microsoft needs SLOTD_OIDC_MICROSOFT_CLIENT_SECRET, SLOTD_OIDC_MICROSOFT_DIRECTORY and -public-url")
 		}
 		out = append(out, accounts.Microsoft(dir, id, sec, base+"/v1/oidc/microsoft/callback"))
 	}
