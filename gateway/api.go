@@ -222,19 +222,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	view := TenantView{TenantRecord: rec, BookingURL: "/book/" + rec.Link}
-	err = s.cfg.Tenants.Read(ctx, rec.ID, func(st *engine.State, seq uint64) error {
-		if c, ok := st.Config(); ok {
-			view.Config = &c
-		}
-		view.Version = seq
-		return nil
-	})
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, view)
+	s.writeTenantView(ctx, w, rec, http.StatusCreated)
 }
 
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
@@ -256,8 +244,14 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	s.writeTenantView(ctx, w, rec, http.StatusOK)
+}
+
+// writeTenantView answers with a tenant's record, booking path, current
+// configuration and journal version.
+func (s *Server) writeTenantView(ctx context.Context, w http.ResponseWriter, rec TenantRecord, status int) {
 	view := TenantView{TenantRecord: rec, BookingURL: "/book/" + rec.Link}
-	err = s.cfg.Tenants.Read(ctx, rec.ID, func(st *engine.State, seq uint64) error {
+	err := s.cfg.Tenants.Read(ctx, rec.ID, func(st *engine.State, seq uint64) error {
 		if c, ok := st.Config(); ok {
 			view.Config = &c
 		}
@@ -268,7 +262,7 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, view)
+	writeJSON(w, status, view)
 }
 
 // do runs a command against an existing tenant and writes the result.
