@@ -34,6 +34,17 @@ type Update struct {
 	Upserted []engine.Slot
 	Removed  []time.Time
 	Events   []engine.Event
+
+	memoOnce sync.Once
+	memo     []byte
+}
+
+// Memo returns encode(u), computed once however many subscribers share the
+// update: a change seen by thousands of viewers is encoded once, not once
+// per connection. The result must be treated as read-only.
+func (u *Update) Memo(encode func(*Update) []byte) []byte {
+	u.memoOnce.Do(func() { u.memo = encode(u) })
+	return u.memo
 }
 
 // ErrSlowConsumer ends a subscription whose reader let its queue fill up.

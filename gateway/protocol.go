@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/slotd/slotd/actors"
 	"github.com/slotd/slotd/engine"
 )
 
@@ -242,6 +243,32 @@ func publicEvents(evs []engine.Event) []engine.Event {
 		out[i] = e
 	}
 	return out
+}
+
+// availabilityPrefix starts every availability frame; withSub inserts the
+// subscription id right after it, where Frame's field order puts "sub".
+const availabilityPrefix = `{"v":1,"type":"availability",`
+
+// encodeDelta encodes an availability delta without its subscription id,
+// once for every subscriber of its query (actors.Update.Memo).
+func encodeDelta(u *actors.Update) []byte {
+	v := u.Version
+	return encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Version: &v, Upserted: u.Upserted, Removed: u.Removed})
+}
+
+// withSub returns the shared encoding frame with "sub": id added, the same
+// bytes encodeFrame would give with Sub set.
+func withSub(frame []byte, id string) []byte {
+	if !bytes.HasPrefix(frame, []byte(availabilityPrefix)) {
+		return frame // an internal error frame: no subscription to name
+	}
+	sub, _ := json.Marshal(id)
+	out := make([]byte, 0, len(frame)+len(sub)+8)
+	out = append(out, availabilityPrefix...)
+	out = append(out, `"sub":`...)
+	out = append(out, sub...)
+	out = append(out, ',')
+	return append(out, frame[len(availabilityPrefix):]...)
 }
 
 // encodeFrame marshals f. Frames hold only marshalable values; should one

@@ -597,8 +597,7 @@ func (c *conn) forward(id, tenant string, q engine.AvailabilityQuery, sub *actor
 			v := u.Version
 			switch u.Kind {
 			case actors.UpdateDelta:
-				c.sendRaw(encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Sub: id, Version: &v,
-					Upserted: u.Upserted, Removed: u.Removed}))
+				c.sendRaw(withSub(u.Memo(encodeDelta), id))
 			case actors.UpdateSnapshot:
 				c.sendRaw(encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Sub: id, Version: &v,
 					Resync: true, Slots: nonNilSlots(u.Slots)}))
