@@ -94,7 +94,7 @@ type Config struct {
 	MsgBurst       int           // 40
 	WriteTimeout   time.Duration // per WebSocket write; 5 s
 	RequestTimeout time.Duration // per command or read; 10 s
-	OutQueue       int           // frames queued per connection before it is closed as too slow; 64
+	OutQueue       int           // frames queued per connection before it is closed as too slow; 256
 	MaxSubsPerConn int           // 16
 }
 
@@ -162,7 +162,7 @@ func New(cfg Config) *Server {
 		cfg.RequestTimeout = 10 * time.Second
 	}
 	if cfg.OutQueue <= 0 {
-		cfg.OutQueue = 64
+		cfg.OutQueue = 256
 	}
 	if cfg.MaxSubsPerConn <= 0 {
 		cfg.MaxSubsPerConn = 16
