@@ -191,6 +191,21 @@ func (d *decider) idemLookup(key string, cmd Command) (*IdemRecord, *Error) {
 	return &rec, nil
 }
 
+// bookingReplay answers a booking command whose idempotency key was seen
+// before: the original booking, marked Duplicate (done=true), or the key's
+// misuse as an error (done=true). done=false: a new request.
+func (d *decider) bookingReplay(key string, cmd Command) (res Result, done bool, err *Error) {
+	rec, err := d.idemLookup(key, cmd)
+	if err != nil {
+		return Result{}, true, err
+	}
+	if rec == nil {
+		return Result{}, false, nil
+	}
+	b := *d.s.bookings[rec.ID]
+	return Result{Booking: &b, Duplicate: true}, true, nil
+}
+
 func idemRec(key string, cmd Command, kind, id string) *IdemRecord {
 	if key == "" {
 		return nil
@@ -418,12 +433,8 @@ func (d *decider) book(c Book) (Result, *Error) {
 	if err := d.needConfig(); err != nil {
 		return Result{}, err
 	}
-	if rec, err := d.idemLookup(c.IdempotencyKey, c); err != nil || rec != nil {
-		if err != nil {
-			return Result{}, err
-		}
-		b := *d.s.bookings[rec.ID]
-		return Result{Booking: &b, Duplicate: true}, nil
+	if res, done, err := d.bookingReplay(c.IdempotencyKey, c); done {
+		return res, err
 	}
 	if err := d.newID("booking", c.BookingID); err != nil {
 		return Result{}, err
@@ -478,12 +489,8 @@ func (d *decider) book(c Book) (Result, *Error) {
 }
 
 func (d *decider) cancel(c Cancel) (Result, *Error) {
-	if rec, err := d.idemLookup(c.IdempotencyKey, c); err != nil || rec != nil {
-		if err != nil {
-			return Result{}, err
-		}
-		b := *d.s.bookings[rec.ID]
-		return Result{Booking: &b, Duplicate: true}, nil
+	if res, done, err := d.bookingReplay(c.IdempotencyKey, c); done {
+		return res, err
 	}
 	b, ok := d.s.bookings[c.BookingID]
 	if !ok {
@@ -504,12 +511,8 @@ func (d *decider) reschedule(c Reschedule) (Result, *Error) {
 	if err := d.needConfig(); err != nil {
 		return Result{}, err
 	}
-	if rec, err := d.idemLookup(c.IdempotencyKey, c); err != nil || rec != nil {
-		if err != nil {
-			return Result{}, err
-		}
-		b := *d.s.bookings[rec.ID]
-		return Result{Booking: &b, Duplicate: true}, nil
+	if res, done, err := d.bookingReplay(c.IdempotencyKey, c); done {
+		return res, err
 	}
 	b, ok := d.s.bookings[c.BookingID]
 	if !ok {

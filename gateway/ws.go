@@ -560,17 +560,10 @@ func (c *conn) subscribe(ctx context.Context, req Request) (*Frame, error) {
 	// The reply goes out before the forwarder starts, so the client knows
 	// the subscription id before its first delta arrives.
 	v := first.Version
-	c.send(Frame{V: ProtocolVersion, ID: req.ID, Type: TypeSubscribed, Sub: id, Version: &v, Slots: nonNilSlots(first.Slots)})
+	c.send(Frame{V: ProtocolVersion, ID: req.ID, Type: TypeSubscribed, Sub: id, Version: &v, Slots: first.Slots})
 	c.wg.Add(1)
 	go c.forward(id, tenant, q, sub)
 	return nil, nil
-}
-
-func nonNilSlots(s []engine.Slot) []engine.Slot {
-	if s == nil {
-		return []engine.Slot{}
-	}
-	return s
 }
 
 // recv returns sub's next update, or false once sub.C is closed or the
@@ -600,7 +593,7 @@ func (c *conn) forward(id, tenant string, q engine.AvailabilityQuery, sub *actor
 				c.sendRaw(withSub(u.Memo(encodeDelta), id))
 			case actors.UpdateSnapshot:
 				c.sendRaw(encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Sub: id, Version: &v,
-					Resync: true, Slots: nonNilSlots(u.Slots)}))
+					Resync: true, Slots: u.Slots}))
 			}
 		}
 		err := sub.Err()
