@@ -77,6 +77,8 @@ type options struct {
 	defaultRegion string // home region of tenants created without one; default the first listed
 
 	edge edgeOptions // TLS, HTTPS-only, proxy trust, rate limits (tls.go)
+
+	debugAddr string // loopback listener for Go's profiles (debug.go); empty: none
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -132,8 +134,12 @@ Flags:
 	fs.DurationVar(&o.followPoll, "follow-poll", envDuration("SLOTD_FOLLOW_POLL", 2*time.Second), "with -database-url: how often live tenants re-read their journals for other instances' appends, in case a notification was lost or none are sent; 0 disables (env SLOTD_FOLLOW_POLL)")
 	fs.StringVar(&o.regions, "regions", env("SLOTD_REGIONS", ""), "data residency: one PostgreSQL database per region, name=URL,… (us=postgres://…,eu=postgres://…); each tenant's data goes to its home region's database only; instead of -database-url (env SLOTD_REGIONS)")
 	fs.StringVar(&o.defaultRegion, "default-region", env("SLOTD_DEFAULT_REGION", ""), "with -regions: home region of tenants created without one, and where the directory lives; default the first region listed (env SLOTD_DEFAULT_REGION)")
+	fs.StringVar(&o.debugAddr, "debug-addr", env("SLOTD_DEBUG_ADDR", ""), "loopback address serving Go's profiles at /debug/pprof/, e.g. 127.0.0.1:6060; empty: off (env SLOTD_DEBUG_ADDR)")
 	o.edge.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if err := checkDebugAddr(o.debugAddr); err != nil {
 		return o, err
 	}
 	if err := o.edge.check(); err != nil {
@@ -367,6 +373,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		})
 	}
 	tr.addGroups(&g, gw, log)
+	if _, err := addDebug(&g, o.debugAddr, log); err != nil {
+		registry.Close()
+		return err
+	}
 	{
 		rctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return registry.Run(rctx) }, func(error) { cancel() })
