@@ -107,15 +107,19 @@ func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Co
 	if !ok || NormalizeEmail(b.Customer.Email) == "" {
 		return cmd, nil
 	}
-	subject, err := c.subjectFor(ctx, tenant, b.Customer.Email)
+	subject, created, err := c.subjectFor(ctx, tenant, b.Customer.Email)
 	if err != nil {
 		return nil, fmt.Errorf("customer pseudonym: %w", err)
 	}
 	// Make sure the subject has a key now, on the caller's goroutine:
 	// creating it is a durable write, which the actor would otherwise
-	// make, one customer after another, inside its group commit. Sealing
-	// nothing is the public way to create one.
-	if _, ok, err := c.store.Get(ctx, tenant, subject); err != nil {
+	// make, one customer after another, inside its group commit. A
+	// pseudonym minted just now has no key to look for.
+	if created {
+		if err := c.keys.Create(ctx, tenant, subject); err != nil {
+			return nil, fmt.Errorf("customer key: %w", err)
+		}
+	} else if _, ok, err := c.store.Get(ctx, tenant, subject); err != nil {
 		return nil, fmt.Errorf("customer key: %w", err)
 	} else if !ok {
 		if _, err := c.keys.SealFor(ctx, tenant, subject, "prepare", nil); err != nil {
@@ -186,7 +190,7 @@ func (c *Codec) open(ctx context.Context, sk *secrets.SubjectKeys, tenant string
 		}
 		return engine.Customer{Name: sc.Name, Email: sc.Email, Phone: sc.Phone, Subject: cu.Subject}, nil
 	case cu.Subject == "" && NormalizeEmail(cu.Email) != "":
-		subject, err := c.subjectFor(ctx, tenant, cu.Email)
+		subject, _, err := c.subjectFor(ctx, tenant, cu.Email)
 		if err != nil {
 			return engine.Customer{}, fmt.Errorf("booking %s: customer pseudonym: %w", b.ID, err)
 		}

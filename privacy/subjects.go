@@ -120,32 +120,32 @@ func (c *Codec) Subject(ctx context.Context, tenant, email string) (subject stri
 // subjectFor returns the customer's pseudonym, giving them one if they
 // have none. Two first bookings at once agree: the index record is created
 // only if absent, and the loser reads the winner's.
-func (c *Codec) subjectFor(ctx context.Context, tenant, email string) (string, error) {
+func (c *Codec) subjectFor(ctx context.Context, tenant, email string) (subject string, created bool, err error) {
 	key, err := c.indexKey(ctx, tenant, email)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	for range 3 {
 		rec, err := c.records.GetRecord(ctx, tenant, KindSubjectIndex, key)
 		if err == nil {
-			return string(rec.Value), nil
+			return string(rec.Value), false, nil
 		}
 		if !errors.Is(err, persistence.ErrNotFound) {
-			return "", fmt.Errorf("get subject index: %w", err)
+			return "", false, fmt.Errorf("get subject index: %w", err)
 		}
 		subject, err := newSubject()
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		_, err = c.records.PutRecord(ctx, tenant, KindSubjectIndex, key, []byte(subject), 0)
 		if err == nil {
-			return subject, nil
+			return subject, true, nil
 		}
 		if !errors.Is(err, persistence.ErrConflict) {
-			return "", fmt.Errorf("put subject index: %w", err)
+			return "", false, fmt.Errorf("put subject index: %w", err)
 		}
 	}
-	return "", fmt.Errorf("subject index: %w", persistence.ErrConflict)
+	return "", false, fmt.Errorf("subject index: %w", persistence.ErrConflict)
 }
 
 // unlink deletes the index entry of email if it still names subject, so

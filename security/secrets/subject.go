@@ -47,6 +47,35 @@ func NewSubjectKeys(ring *Keyring, store KeyStore) *SubjectKeys {
 	return &SubjectKeys{ring: ring, store: store}
 }
 
+// Create gives a subject that has no key yet one of its own, without first reading the store:
+// for a pseudonym just minted, which cannot have a key. If a key is stored already, it is kept
+// (KeyStore.Put is create-only), so Create is safe to call for any subject.
+func (s *SubjectKeys) Create(ctx context.Context, tenant, subject string) error {
+	if err := checkIDs(tenant, subject, "create"); err != nil {
+		return err
+	}
+	_, err := s.newKey(ctx, tenant, subject)
+	return err
+}
+
+// newKey generates a key for (tenant, subject), wraps it and stores it create-only, returning
+// the wrapped key stored after the call.
+func (s *SubjectKeys) newKey(ctx context.Context, tenant, subject string) ([]byte, error) {
+	fresh := make([]byte, subjectKID+KeySize)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("secrets: generate subject key: %w", err)
+	}
+	w, err := s.ring.seal(infoSubjectKey, tenant, subject, fresh)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := s.store.Put(ctx, tenant, subject, w)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: put subject key: %w", err)
+	}
+	return stored, nil
+}
+
 // SealFor encrypts plaintext for the record recordID about subject of tenant, creating the
 // subject's key if it has none yet (also after Forget: a returning customer gets a new key,
 // and what was erased stays erased).
@@ -149,16 +178,8 @@ func (s *SubjectKeys) key(ctx context.Context, tenant, subject string, create bo
 		if !create {
 			return nil, nil, ErrShredded
 		}
-		fresh := make([]byte, subjectKID+KeySize)
-		if _, err := rand.Read(fresh); err != nil {
-			return nil, nil, fmt.Errorf("secrets: generate subject key: %w", err)
-		}
-		w, err := s.ring.seal(infoSubjectKey, tenant, subject, fresh)
-		if err != nil {
+		if wrapped, err = s.newKey(ctx, tenant, subject); err != nil {
 			return nil, nil, err
-		}
-		if wrapped, err = s.store.Put(ctx, tenant, subject, w); err != nil {
-			return nil, nil, fmt.Errorf("secrets: put subject key: %w", err)
 		}
 	}
 	pt, err := s.ring.open(infoSubjectKey, wrapped, tenant, subject)

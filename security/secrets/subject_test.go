@@ -249,3 +249,39 @@ func TestConcurrentFirstSealsShareOneKey(t *testing.T) {
 		}
 	}
 }
+
+func TestCreateIsCreateOnly(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryKeyStore()
+	sk := NewSubjectKeys(MustKeyring(t, "k1"), store)
+	if err := sk.Create(ctx, "tenant-a", "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := sk.SealFor(ctx, "tenant-a", "fresh", "r1", []byte("ada"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second Create must not replace the key the blob was sealed with.
+	if err := sk.Create(ctx, "tenant-a", "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sk.OpenFor(ctx, "tenant-a", "fresh", "r1", blob); err != nil || string(got) != "ada" {
+		t.Fatalf("OpenFor after a second Create = %q, %v", got, err)
+	}
+	if store.Len() != 1 {
+		t.Fatalf("store holds %d keys, want 1", store.Len())
+	}
+	// After Forget, Create makes a new key; what was sealed stays shredded.
+	if err := sk.Forget(ctx, "tenant-a", "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sk.Create(ctx, "tenant-a", "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sk.OpenFor(ctx, "tenant-a", "fresh", "r1", blob); err == nil {
+		t.Fatal("OpenFor of a forgotten subject's blob succeeded after Create")
+	}
+	if err := sk.Create(ctx, "", "x"); err == nil {
+		t.Fatal("Create with an empty tenant id succeeded")
+	}
+}
