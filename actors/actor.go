@@ -28,6 +28,11 @@ type message struct {
 	read  func(*engine.State, uint64) error
 	sub   *Subscription
 	reply chan reply // buffered (1): the actor never waits on a caller
+	// check: decide cmd without applying it (Registry.Do's pre-check). A
+	// command that would be accepted is answered at once with an empty
+	// reply; a refusal is answered like a refused command, after the
+	// batch's commit, since it may rest on commands not yet durable.
+	check bool
 
 	// set while the command is pending in a batch
 	res      engine.Result
@@ -424,6 +429,22 @@ fill:
 }
 
 func (a *actor) apply(x *message) {
+	if x.check {
+		// A reused idempotency key is not judged here: the command it
+		// was first used for was stored as prepared (with the customer's
+		// pseudonym), so only the prepared retry can be compared with it.
+		_, err := engine.Decide(a.state, x.cmd, a.reg.cfg.Clock.Now())
+		if ee := (*engine.Error)(nil); errors.As(err, &ee) && ee.Code == engine.CodeIdemReused {
+			err = nil
+		}
+		if err != nil {
+			x.err = err
+			a.pending = append(a.pending, x)
+		} else {
+			x.answer(reply{seq: a.seq})
+		}
+		return
+	}
 	x.res, x.err = engine.Apply(a.state, x.cmd, a.reg.cfg.Clock.Now())
 	if x.err == nil {
 		a.uncommitted = append(a.uncommitted, x.res.Events...)

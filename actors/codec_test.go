@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -231,5 +232,61 @@ func TestCommandPreparer(t *testing.T) {
 	}
 	if n := codec.prepared.Load(); n != 3 { // configure, b1, b2
 		t.Errorf("PrepareCommand called %d times, want 3", n)
+	}
+}
+
+// TestPreparerSkippedForRefusedBook: a Book the engine would refuse as
+// things stand is refused before the preparer runs (it does I/O and makes
+// customer records); one that can succeed is prepared once. Many racing
+// for one slot: exactly one succeeds, and the preparer runs for far fewer
+// than all of them.
+func TestPreparerSkippedForRefusedBook(t *testing.T) {
+	codec := &preparingCodec{}
+	r := mustRegistry(t, actors.Config{Codec: codec})
+	mustConfigure(t, r, "salon")
+	start := slotAt(t, "alice", 1, 10)
+	first := bookCut("b1", "alice", start)
+	first.IdempotencyKey = "k1"
+	mustDo(t, r, "salon", first)
+	before := codec.prepared.Load()
+	if _, err := r.Do(context.Background(), "salon", bookCut("b2", "alice", start)); codeOf(err) != engine.CodeSlotTaken {
+		t.Fatalf("Do(book a taken slot) = %v, want slot_taken", err)
+	}
+	if _, err := r.Do(context.Background(), "salon", bookCut("b3", "alice", start.Add(time.Minute))); codeOf(err) == "" {
+		t.Fatal("Do(book off the slot grid) succeeded")
+	}
+	if n := codec.prepared.Load() - before; n != 0 {
+		t.Errorf("PrepareCommand ran %d times for refused books, want 0", n)
+	}
+	// The same idempotency key again is a replay, not a refusal.
+	if rep, err := r.Do(context.Background(), "salon", first); err != nil || !rep.Duplicate || rep.Booking == nil || rep.Booking.ID != "b1" {
+		t.Errorf("Do(same booking again) = %+v, %v; want the b1 replayed", rep, err)
+	}
+
+	free := slotAt(t, "bob", 2, 11)
+	const racers = 200
+	var wg sync.WaitGroup
+	var booked atomic.Int64
+	before = codec.prepared.Load()
+	for i := range racers {
+		wg.Go(func() {
+			_, err := r.Do(context.Background(), "salon", bookCut(fmt.Sprintf("race-%d", i), "bob", free))
+			switch codeOf(err) {
+			case "":
+				booked.Add(1)
+			case engine.CodeSlotTaken, engine.CodeOverloaded:
+			default:
+				t.Errorf("racer %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if booked.Load() != 1 {
+		t.Fatalf("%d racers booked one slot, want 1", booked.Load())
+	}
+	if n := codec.prepared.Load() - before; n >= racers {
+		t.Errorf("PrepareCommand ran %d times for %d racers", n, racers)
+	} else {
+		t.Logf("PrepareCommand ran for %d of %d racers", n, racers)
 	}
 }

@@ -282,6 +282,22 @@ func (r *Registry) send(tenant string, m *message) error {
 	return engine.Errorf(engine.CodeUnavailable, "tenant %s is restarting; retry shortly", tenant)
 }
 
+// check asks the tenant's actor whether it would accept cmd now, without
+// applying it. A refusal is answered after the commit in flight, like a
+// refused command, so it never rests on a change that is not durable.
+func (r *Registry) check(ctx context.Context, tenant string, cmd engine.Command) (uint64, error) {
+	m := &message{kind: kindCmd, cmd: cmd, check: true, reply: make(chan reply, 1)}
+	if err := r.send(tenant, m); err != nil {
+		return 0, err
+	}
+	select {
+	case rep := <-m.reply:
+		return rep.seq, rep.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
 // Reply is a command's answer.
 type Reply struct {
 	engine.Result
@@ -296,6 +312,16 @@ func (r *Registry) Do(ctx context.Context, tenant string, cmd engine.Command) (R
 	if p, ok := r.cfg.Codec.(CommandPreparer); ok {
 		if err := persistence.CheckTenant(tenant); err != nil {
 			return Reply{}, engine.Errorf(engine.CodeInvalid, "tenant id %q is malformed", tenant)
+		}
+		// A Book the engine would refuse as things stand (the slot is
+		// taken, the service unknown) is refused before the preparer does
+		// its I/O: when thousands race for one slot, only those with a
+		// chance pay for it, and no customer record is made for a booking
+		// that never was.
+		if _, isBook := cmd.(engine.Book); isBook {
+			if seq, err := r.check(ctx, tenant, cmd); err != nil {
+				return Reply{Seq: seq}, err
+			}
 		}
 		var err error
 		if cmd, err = p.PrepareCommand(ctx, tenant, cmd); err != nil {
