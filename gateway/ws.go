@@ -1,9 +1,14 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -15,9 +20,9 @@ import (
 	"github.com/slotd/slotd/engine"
 )
 
-// conn is one WebSocket connection. It has one reader goroutine (the
-// handler), one writer goroutine, and one forwarder per subscription; all
-// are owned by the connection and end with it.
+// conn is one WebSocket connection. It has one reader goroutine (started
+// by the handler, which returns), one writer goroutine, and one forwarder
+// per subscription; all are owned by the connection and end with it.
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
@@ -92,7 +97,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{Subprotocol},
 		OriginPatterns: patterns,
 	})
@@ -113,17 +118,72 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		c.kind = p.Kind
 	}
 	s.cfg.Metrics.Connections.WithLabelValues(c.kind).Inc()
-	defer func() {
-		c.mu.Lock()
-		kind := c.kind
-		c.mu.Unlock()
-		s.cfg.Metrics.Connections.WithLabelValues(kind).Dec()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		close(c.done) // last: Shutdown waits for it, then Conns is accurate
+	// The connection is served on a goroutine of its own and the handler
+	// returns: net/http's connection state (its 4 KiB read and write
+	// buffers, the request and its headers) then becomes garbage instead
+	// of living as long as the WebSocket does.
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			kind := c.kind
+			c.mu.Unlock()
+			s.cfg.Metrics.Connections.WithLabelValues(kind).Dec()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			close(c.done) // last: Shutdown waits for it, then Conns is accurate
+		}()
+		defer func() {
+			// net/http recovered the handler's panics; this goroutine is
+			// no longer under it.
+			if v := recover(); v != nil {
+				s.log.Error("panic serving a websocket", "panic", v, "stack", string(debug.Stack()))
+				c.cancel()
+				_ = c.ws.CloseNow()
+			}
+		}()
+		c.serve()
 	}()
-	c.serve()
+}
+
+// Buffer sizes of a WebSocket's reader and writer. net/http hands a
+// hijacked connection its own 4 KiB buffers; these are enough for the
+// frame headers and the small requests clients send, and larger frames
+// bypass them.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 1024
+)
+
+// smallBuffers makes websocket.Accept use small bufio buffers (wsReadBuffer,
+// wsWriteBuffer) for the hijacked connection instead of net/http's.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Writer.Flush(); err != nil { // empty after net/http's hijack
+		nc.Close()
+		return nil, nil, err
+	}
+	// Bytes the client sent after its handshake stay buffered in the new
+	// reader (Accept keeps what is buffered and reads the rest from nc).
+	var br *bufio.Reader
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc), max(n, wsReadBuffer))
+		if _, err := br.Peek(n); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	} else {
+		br = bufio.NewReaderSize(nc, wsReadBuffer)
+	}
+	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, wsWriteBuffer)), nil
 }
 
 // bindTenant decides which tenant a token-authenticated connection acts on.

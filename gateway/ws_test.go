@@ -1,10 +1,14 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -775,4 +779,72 @@ func TestFramesAreJSON(t *testing.T) {
 		t.Errorf("subscribed slots = %#v, want []", s["slots"])
 	}
 	conn.Close(websocket.StatusNormalClosure, "")
+}
+
+// TestFramesWithHandshake sends requests in the same packet as the
+// handshake: the server must keep the bytes it read past the handshake.
+func TestFramesWithHandshake(t *testing.T) {
+	ts := newTestServer(t, withMemstore())
+	link := ts.createTenant(t, "salon", testConfig())
+	u, err := url.Parse(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "GET /v1/ws?link=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", link, u.Host)
+	const n = 20 // more bytes than the server's read buffer
+	for i := range n {
+		p := []byte(fmt.Sprintf(`{"v":1,"type":"ping","id":"p%02d"}`, i))
+		req.Write([]byte{0x81, 0x80 | byte(len(p)), 0, 0, 0, 0}) // FIN text, masked with a zero key
+		req.Write(p)
+	}
+	if _, err := nc.Write(req.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake status %d, want 101", resp.StatusCode)
+	}
+	var got []string
+	for len(got) < n+1 {
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		size := int(h[1] & 0x7f)
+		if size == 126 {
+			var ext [2]byte
+			if _, err := io.ReadFull(br, ext[:]); err != nil {
+				t.Fatal(err)
+			}
+			size = int(ext[0])<<8 | int(ext[1])
+		}
+		payload := make([]byte, size)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			t.Fatal(err)
+		}
+		var f gateway.Frame
+		if err := json.Unmarshal(payload, &f); err != nil {
+			t.Fatalf("frame %q: %v", payload, err)
+		}
+		got = append(got, f.Type+" "+f.ID)
+	}
+	want := []string{gateway.TypeWelcome + " "}
+	for i := range n {
+		want = append(want, fmt.Sprintf("%s p%02d", gateway.TypePong, i))
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("frames %v, want %v", got, want)
+	}
 }
