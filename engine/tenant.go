@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"regexp"
 	"sort"
 	"time"
 )
@@ -23,11 +22,25 @@ const (
 	MaxNameLen        = 200
 )
 
-var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-
 // ValidID reports whether s can name a resource, service, booking or hold:
-// 1–64 letters, digits, '_', '.', '-', starting with a letter or digit.
-func ValidID(s string) bool { return idRE.MatchString(s) }
+// 1–64 letters, digits, '_', '.', '-', starting with a letter or digit
+// (the regular expression ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$, which the
+// tests hold it to; a loop, since every command checks several ids).
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if i == 0 || !(c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // TenantConfig is the whole published set-up of a tenant.
 type TenantConfig struct {
