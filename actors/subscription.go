@@ -70,6 +70,20 @@ type Subscription struct {
 	errMu  sync.Mutex // guards err
 	err    error
 	onEnd  func()
+	notify atomic.Pointer[func()]
+}
+
+// Notify has f called after each update is queued on C, and once C is
+// closed. f runs on the tenant actor's goroutine, so it must not block:
+// it is meant to receive from C without waiting, so that a reader needs
+// no goroutine of its own waiting on C. Updates queued before Notify are
+// not announced: read C without waiting after calling it.
+func (s *Subscription) Notify(f func()) { s.notify.Store(&f) }
+
+func (s *Subscription) notified() {
+	if f := s.notify.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // Close ends the subscription from the reader's side. The actor forgets it
@@ -97,6 +111,7 @@ func (s *Subscription) end(err error) {
 		if s.closed.CompareAndSwap(false, true) && s.onEnd != nil {
 			s.onEnd()
 		}
+		s.notified()
 	})
 }
 
@@ -109,6 +124,7 @@ func (s *Subscription) offer(u *Update) bool {
 	}
 	select {
 	case s.c <- u:
+		s.notified()
 		return true
 	default:
 		s.end(ErrSlowConsumer)

@@ -365,3 +365,51 @@ func TestHoldExpiryStoreFailing(t *testing.T) {
 	}
 	mustDo(t, r, "salon", bookCut("b1", "alice", start))
 }
+
+// TestSubscriptionNotify: the function given to Notify is called after
+// each update is queued and once C is closed, and may read C without
+// waiting.
+func TestSubscriptionNotify(t *testing.T) {
+	r := mustRegistry(t, actors.Config{})
+	mustConfigure(t, r, "salon")
+	sub := mustSubscribe(t, r, "salon", dayQuery(), 0)
+	got := make(chan *actors.Update, 8)
+	closed := make(chan struct{})
+	sub.Notify(func() {
+		for {
+			select {
+			case u, ok := <-sub.C:
+				if !ok {
+					close(closed)
+					return
+				}
+				got <- u
+			default:
+				return
+			}
+		}
+	})
+	// The snapshot was queued before Notify: it is read without waiting.
+	if u := nextUpdate(t, sub); u.Kind != actors.UpdateSnapshot {
+		t.Fatalf("first update kind %v, want a snapshot", u.Kind)
+	}
+	start := slotAt(t, "alice", 1, 10)
+	mustDo(t, r, "salon", bookCut("b1", "alice", start))
+	select {
+	case u := <-got:
+		if u.Kind != actors.UpdateDelta || !hasTime(u.Removed, start) {
+			t.Errorf("notified update %+v, want a delta removing %v", u, start)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no update through Notify")
+	}
+	r.Close()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not notified of the end")
+	}
+	if !errors.Is(sub.Err(), actors.ErrStopped) {
+		t.Errorf("Err() = %v, want %v", sub.Err(), actors.ErrStopped)
+	}
+}

@@ -21,18 +21,24 @@ import (
 )
 
 // conn is one WebSocket connection. It has one reader goroutine (started
-// by the handler, which returns), one writer goroutine, and one forwarder
-// per subscription; all are owned by the connection and end with it.
+// by the handler, which returns), and a writer goroutine while frames are
+// queued; subscriptions' updates are queued by the tenant's actor itself
+// (Subscription.Notify). An idle connection holds one goroutine. All are
+// owned by the connection and end with it.
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
 	ctx    context.Context // ends when the connection closes
 	cancel context.CancelFunc
-	out    chan []byte // bounded; full means the client is too slow
 	done   chan struct{}
 	lim    *rate.Limiter
 	ip     string         // the client's address, for the shared rate limits
-	wg     sync.WaitGroup // forwarders
+	wg     sync.WaitGroup // writer, and handlers of ended subscriptions
+
+	qmu     sync.Mutex // guards the fields below
+	queue   []outFrame // for the writer; at most Config.OutQueue, full means the client is too slow
+	writing bool       // a writer goroutine runs
+	stopped bool       // no more writes, nor goroutines
 
 	mu        sync.Mutex // guards the fields below
 	principal Principal
@@ -107,7 +113,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 	cctx, ccancel := context.WithCancel(context.Background())
-	c := &conn{s: s, ws: ws, ctx: cctx, cancel: ccancel, out: make(chan []byte, s.cfg.OutQueue),
+	c := &conn{s: s, ws: ws, ctx: cctx, cancel: ccancel,
 		done: make(chan struct{}), lim: newLimiter(s.cfg), ip: s.ClientIP(r), principal: p, tenant: tenant, authed: authed,
 		subs: map[string]*actors.Subscription{}, claimed: q.Get("tenant")}
 	s.mu.Lock()
@@ -221,11 +227,6 @@ func (c *conn) serve() {
 		})
 		defer t.Stop()
 	}
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writer()
-	}()
 	welcome := Frame{V: ProtocolVersion, Type: TypeWelcome}
 	now := c.s.cfg.Now().UTC()
 	welcome.ServerTime = &now
@@ -235,13 +236,16 @@ func (c *conn) serve() {
 	c.send(welcome)
 	c.reader()
 	c.cancel()
+	c.qmu.Lock()
+	c.stopped = true // no wg.Add from here on
+	c.queue = nil
+	c.qmu.Unlock()
 	c.mu.Lock()
 	for _, sub := range c.subs {
 		sub.Close()
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
-	<-writerDone
 }
 
 // close ends the connection with a status; safe to call more than once.
@@ -255,10 +259,18 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 	}
 	go func() {
 		// Close does the closing handshake and may wait up to 5 s; it must
-		// not hold up the caller (an actor-facing forwarder or Shutdown).
+		// not hold up the caller (a tenant's actor or Shutdown).
 		_ = c.ws.Close(code, reason)
 		c.cancel()
 	}()
+}
+
+// outFrame is a frame queued for the writer: encoded, or a subscription's
+// update, which the writer encodes (not the actor that queues it).
+type outFrame struct {
+	b   []byte
+	u   *actors.Update
+	sub string // the id of u's subscription
 }
 
 // send queues a frame for the writer. A full queue means the client does
@@ -266,31 +278,93 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 func (c *conn) send(f Frame) { c.sendRaw(encodeFrame(f)) }
 
 func (c *conn) sendRaw(b []byte) {
-	select {
-	case c.out <- b:
-	case <-c.ctx.Done():
-	default:
+	c.qmu.Lock()
+	ok := c.queueLocked(outFrame{b: b})
+	c.qmu.Unlock()
+	if !ok {
 		c.close(websocket.StatusPolicyViolation, "client too slow")
 	}
 }
 
+// queueLocked queues f, starting the writer if it is not running. It
+// reports false if the queue is full. Once the connection has ended,
+// frames are dropped.
+func (c *conn) queueLocked(f outFrame) bool {
+	if c.stopped || c.ctx.Err() != nil {
+		return true
+	}
+	if len(c.queue) >= c.s.cfg.OutQueue {
+		return false
+	}
+	c.queue = append(c.queue, f)
+	if !c.writing {
+		c.writing = true
+		c.wg.Add(1)
+		go c.writer()
+	}
+	return true
+}
+
+// goLocked runs f on a goroutine the connection waits for, unless the
+// connection has ended.
+func (c *conn) goLocked(f func()) {
+	if c.stopped || c.ctx.Err() != nil {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+}
+
+// writer writes the queued frames and ends when the queue is empty, so
+// that an idle connection holds no writer goroutine (nor an empty queue).
 func (c *conn) writer() {
+	defer c.wg.Done()
 	for {
-		select {
-		case b := <-c.out:
-			// Not c.ctx: ending a write midway makes the library drop the
-			// TCP connection, and c.ctx ends as soon as the reader stops,
-			// racing the close handshake that tells the client why.
-			ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
-			err := c.ws.Write(ctx, websocket.MessageText, b)
-			cancel()
-			if err != nil {
-				c.close(websocket.StatusPolicyViolation, "write timed out")
-				return
-			}
-		case <-c.ctx.Done():
+		c.qmu.Lock()
+		if len(c.queue) == 0 || c.stopped || c.ctx.Err() != nil {
+			c.writing = false
+			c.queue = nil
+			c.qmu.Unlock()
 			return
 		}
+		f := c.queue[0]
+		c.queue[0] = outFrame{}
+		c.queue = c.queue[1:]
+		c.qmu.Unlock()
+		// Not c.ctx: ending a write midway makes the library drop the
+		// TCP connection, and c.ctx ends as soon as the reader stops,
+		// racing the close handshake that tells the client why.
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+		err := c.ws.Write(ctx, websocket.MessageText, c.encode(f))
+		cancel()
+		if err != nil {
+			c.qmu.Lock()
+			c.stopped, c.writing, c.queue = true, false, nil
+			c.qmu.Unlock()
+			c.close(websocket.StatusPolicyViolation, "write timed out")
+			return
+		}
+	}
+}
+
+// encode returns the frame of f.
+func (c *conn) encode(f outFrame) []byte {
+	if f.u == nil {
+		return f.b
+	}
+	u := f.u
+	v := u.Version
+	switch u.Kind {
+	case actors.UpdateDelta:
+		return withSub(u.Memo(encodeDelta), f.sub)
+	case actors.UpdateSnapshot:
+		return encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Sub: f.sub, Version: &v,
+			Resync: true, Slots: u.Slots})
+	default: // UpdateFeed
+		return encodeFrame(Frame{V: ProtocolVersion, Type: TypeBookingEvents, Sub: f.sub, Version: &v, Events: publicEvents(u.Events)})
 	}
 }
 
@@ -617,79 +691,98 @@ func (c *conn) subscribe(ctx context.Context, req Request) (*Frame, error) {
 	if !open || first.Kind != actors.UpdateSnapshot {
 		return nil, engine.Errorf(engine.CodeUnavailable, "subscription ended at once; retry")
 	}
-	// The reply goes out before the forwarder starts, so the client knows
-	// the subscription id before its first delta arrives.
+	// The reply is queued before the relay starts, so the client knows the
+	// subscription id before its first delta arrives.
 	v := first.Version
 	c.send(Frame{V: ProtocolVersion, ID: req.ID, Type: TypeSubscribed, Sub: id, Version: &v, Slots: first.Slots})
-	c.wg.Add(1)
-	go c.forward(id, tenant, q, sub)
+	c.relay(id, sub, func(sub *actors.Subscription) { c.availabilityEnded(id, tenant, q, sub) })
 	return nil, nil
 }
 
-// recv returns sub's next update, or false once sub.C is closed or the
-// connection has ended. After Subscription.Close the actor closes C only
-// at its next publish or refresh, which on an idle tenant may be minutes
-// away (never, with a stopped clock): a forwarder waiting on C alone would
-// keep the connection's goroutines, and Server.Shutdown, waiting for it.
-func (c *conn) recv(sub *actors.Subscription) (*actors.Update, bool) {
-	select {
-	case u, ok := <-sub.C:
-		return u, ok
-	case <-c.ctx.Done():
-		return nil, false
+// relay has sub's updates queued for the writer as the actor publishes
+// them, with no goroutine of the connection waiting for them; ended runs
+// on a goroutine of its own once sub has ended.
+func (c *conn) relay(id string, sub *actors.Subscription, ended func(*actors.Subscription)) {
+	r := &relay{c: c, id: id, sub: sub, ended: ended}
+	sub.Notify(r.pump)
+	r.pump() // what was queued on sub.C before Notify
+}
+
+// relay moves a subscription's updates into its connection's queue.
+type relay struct {
+	c     *conn
+	id    string
+	sub   *actors.Subscription
+	ended func(*actors.Subscription)
+	done  bool // guarded by c.qmu: sub.C was closed
+}
+
+// pump queues what sub.C holds, without waiting. It runs on the actor's
+// goroutine (Subscription.Notify), or on the connection's once, when the
+// relay starts. A full queue closes the connection, as for any frame; the
+// actor then drops the subscription when its own queue fills.
+func (r *relay) pump() {
+	c := r.c
+	full := false
+	c.qmu.Lock()
+loop:
+	for !r.done && !full && !c.stopped && c.ctx.Err() == nil {
+		select {
+		case u, ok := <-r.sub.C:
+			if !ok {
+				r.done = true
+				c.goLocked(func() { r.ended(r.sub) })
+				break loop
+			}
+			full = !c.queueLocked(outFrame{u: u, sub: r.id})
+		default:
+			break loop
+		}
+	}
+	c.qmu.Unlock()
+	if full {
+		c.close(websocket.StatusPolicyViolation, "client too slow")
 	}
 }
 
-// forward relays a subscription's updates to the client. If the actor
-// dropped the subscription because this connection fell behind, it
-// resubscribes and sends a fresh snapshot marked resync.
-func (c *conn) forward(id, tenant string, q engine.AvailabilityQuery, sub *actors.Subscription) {
-	defer c.wg.Done()
-	for {
-		for u, ok := c.recv(sub); ok; u, ok = c.recv(sub) {
-			v := u.Version
-			switch u.Kind {
-			case actors.UpdateDelta:
-				c.sendRaw(withSub(u.Memo(encodeDelta), id))
-			case actors.UpdateSnapshot:
-				c.sendRaw(encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Sub: id, Version: &v,
-					Resync: true, Slots: u.Slots}))
-			}
-		}
-		err := sub.Err()
-		if c.ctx.Err() != nil {
-			return
-		}
-		c.mu.Lock()
-		current := c.subs[id] == sub
-		c.mu.Unlock()
-		if !current {
-			return // unsubscribed
-		}
-		if errors.Is(err, actors.ErrSlowConsumer) {
-			ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
-			next, serr := c.s.cfg.Tenants.SubscribeAvailability(ctx, tenant, q, 0)
-			cancel()
-			if serr == nil {
-				c.mu.Lock()
-				if c.subs[id] == sub {
-					c.subs[id] = next
-					sub = next
-					c.mu.Unlock()
-					continue // its first update is a snapshot, sent as resync
-				}
-				c.mu.Unlock()
-				next.Close()
-				return
-			}
-			err = serr
-		}
-		c.mu.Lock()
-		delete(c.subs, id)
-		c.mu.Unlock()
-		c.send(c.endFrame(id, err))
+// availabilityEnded follows the end of an availability subscription. If
+// the actor dropped it because this connection fell behind, it
+// resubscribes and the fresh snapshot is sent marked resync; otherwise the
+// client is told why it ended, unless it unsubscribed.
+func (c *conn) availabilityEnded(id, tenant string, q engine.AvailabilityQuery, sub *actors.Subscription) {
+	err := sub.Err()
+	if c.ctx.Err() != nil {
 		return
 	}
+	c.mu.Lock()
+	current := c.subs[id] == sub
+	c.mu.Unlock()
+	if !current {
+		return // unsubscribed
+	}
+	if errors.Is(err, actors.ErrSlowConsumer) {
+		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
+		next, serr := c.s.cfg.Tenants.SubscribeAvailability(ctx, tenant, q, 0)
+		cancel()
+		if serr == nil {
+			c.mu.Lock()
+			if c.subs[id] == sub && c.ctx.Err() == nil {
+				c.subs[id] = next
+				c.mu.Unlock()
+				// Its first update is a snapshot, sent as resync.
+				c.relay(id, next, func(sub *actors.Subscription) { c.availabilityEnded(id, tenant, q, sub) })
+				return
+			}
+			c.mu.Unlock()
+			next.Close()
+			return
+		}
+		err = serr
+	}
+	c.mu.Lock()
+	delete(c.subs, id)
+	c.mu.Unlock()
+	c.send(c.endFrame(id, err))
 }
 
 func (c *conn) subscribeBookings(ctx context.Context, req Request) (*Frame, error) {
@@ -723,13 +816,7 @@ func (c *conn) subscribeBookings(ctx context.Context, req Request) (*Frame, erro
 	// <= ver: the client skips feed frames with version <= ver. The reply
 	// goes out before any feed frame.
 	c.send(Frame{V: ProtocolVersion, ID: req.ID, Type: TypeBookingsSubscribed, Sub: id, Version: &ver, Bookings: list})
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		for u, ok := c.recv(sub); ok; u, ok = c.recv(sub) {
-			v := u.Version
-			c.sendRaw(encodeFrame(Frame{V: ProtocolVersion, Type: TypeBookingEvents, Sub: id, Version: &v, Events: publicEvents(u.Events)}))
-		}
+	c.relay(id, sub, func(sub *actors.Subscription) {
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -740,6 +827,6 @@ func (c *conn) subscribeBookings(ctx context.Context, req Request) (*Frame, erro
 		if current { // not ended by unsubscribe
 			c.send(c.endFrame(id, sub.Err()))
 		}
-	}()
+	})
 	return nil, nil
 }
