@@ -141,8 +141,27 @@ func TestOverloaded(t *testing.T) {
 	if codeOf(err) != engine.CodeOverloaded {
 		t.Errorf("Read with a full mailbox = %v, want %s", err, engine.CodeOverloaded)
 	}
+	// A subscribe waits for room instead (up to SubscribeWait): it is
+	// answered once the append is let through and the mailbox drains.
+	subbed := make(chan error, 1)
+	q := engine.AvailabilityQuery{ServiceID: "cut", From: "2030-01-08", To: "2030-02-08", TimeZone: "UTC"}
+	go func() {
+		sub, err := r.SubscribeAvailability(context.Background(), "salon", q, 0)
+		if err == nil {
+			sub.Close()
+		}
+		subbed <- err
+	}()
+	select {
+	case err := <-subbed:
+		t.Fatalf("SubscribeAvailability with a full mailbox returned %v before there was room", err)
+	case <-time.After(50 * time.Millisecond):
+	}
 
 	open()
+	if err := <-subbed; err != nil {
+		t.Errorf("SubscribeAvailability once the mailbox drained = %v, want success", err)
+	}
 	for range 3 {
 		if err := <-errs; err != nil {
 			t.Errorf("queued Do(Book) = %v, want success", err)
@@ -151,6 +170,44 @@ func TestOverloaded(t *testing.T) {
 	mustDo(t, r, "salon", bookCut("b3", "alice", ss[3]))
 	if got := len(confirmed(t, r, "salon")); got != 4 {
 		t.Errorf("%d confirmed bookings, want 4", got)
+	}
+}
+
+// TestSubscribeWaitBounded: a subscribe waits no longer than SubscribeWait
+// for room in a full mailbox, then it is refused overloaded.
+func TestSubscribeWaitBounded(t *testing.T) {
+	st := newGatedStore()
+	r := mustRegistry(t, actors.Config{Store: st, MailboxSize: 1, SubscribeWait: 30 * time.Millisecond})
+	mustConfigure(t, r, "salon")
+	ss := starts(t, "alice", 2)
+	open := st.close()
+	defer open()
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			_, err := r.Do(context.Background(), "salon", bookCut(fmt.Sprintf("b%d", i), "alice", ss[i]))
+			errs <- err
+		}()
+		checkFor(t, 5*time.Second, time.Millisecond, func() error {
+			if w, q := st.waiting.Load(), r.MailboxLen("salon"); int(w)+q != i+1 {
+				return fmt.Errorf("%d appends waiting and %d queued, want %d in all", w, q, i+1)
+			}
+			return nil
+		})
+	}
+	begin := time.Now()
+	_, err := r.SubscribeAvailability(context.Background(), "salon", engine.AvailabilityQuery{ServiceID: "cut", From: "2030-01-08", To: "2030-01-09", TimeZone: "UTC"}, 0)
+	if !actors.ErrOverloaded(err) {
+		t.Errorf("SubscribeAvailability with a mailbox full for longer than SubscribeWait = %v, want overloaded", err)
+	}
+	if waited := time.Since(begin); waited < 30*time.Millisecond {
+		t.Errorf("refused after %v, before SubscribeWait (30ms) had passed", waited)
+	}
+	open()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("queued Do(Book) = %v", err)
+		}
 	}
 }
 

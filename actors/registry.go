@@ -62,6 +62,12 @@ type Config struct {
 	RestartWindow   time.Duration // 1 minute
 	RefreshEvery    time.Duration // availability refresh while subscribed, as time passes; 1 minute
 	StoreTimeout    time.Duration // per store call; 30 s
+	// SubscribeWait is how long a subscribe waits for room in a full
+	// mailbox before it is answered overloaded; 2 s. Commands and reads
+	// are refused at once (load shedding), but a subscribe is a page
+	// being opened: when thousands open at once, a short wait serves them
+	// in turn, where a refusal would have them all retry together.
+	SubscribeWait time.Duration
 }
 
 func (c *Config) defaults() {
@@ -96,6 +102,9 @@ func (c *Config) defaults() {
 	}
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 30 * time.Second
+	}
+	if c.SubscribeWait <= 0 {
+		c.SubscribeWait = 2 * time.Second
 	}
 }
 
@@ -298,6 +307,29 @@ func (r *Registry) check(ctx context.Context, tenant string, cmd engine.Command)
 	}
 }
 
+// sendWait is send, waiting up to wait (and no longer than ctx) for room
+// in a full mailbox: it retries after 1 ms, doubling to at most 16 ms, and
+// once more at the end of the wait.
+func (r *Registry) sendWait(ctx context.Context, tenant string, m *message, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	pause := time.Millisecond
+	for {
+		err := r.send(tenant, m)
+		left := time.Until(deadline)
+		if err == nil || !ErrOverloaded(err) || left <= 0 {
+			return err
+		}
+		t := time.NewTimer(min(pause, left))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		pause = min(2*pause, 16*time.Millisecond)
+	}
+}
+
 // Reply is a command's answer.
 type Reply struct {
 	engine.Result
@@ -376,7 +408,7 @@ func (r *Registry) subscribe(ctx context.Context, tenant string, sub *Subscripti
 	sub.c = make(chan *Update, queue)
 	sub.C = sub.c
 	m := &message{kind: kindSubscribe, sub: sub, reply: make(chan reply, 1)}
-	if err := r.send(tenant, m); err != nil {
+	if err := r.sendWait(ctx, tenant, m, r.cfg.SubscribeWait); err != nil {
 		return nil, err
 	}
 	select {
