@@ -370,6 +370,7 @@ func (c *conn) encode(f outFrame) []byte {
 
 func (c *conn) reader() {
 	strikes := 0
+	done := make(chan bool, 1)
 	for {
 		typ, data, err := c.ws.Read(c.ctx)
 		if err != nil {
@@ -380,34 +381,47 @@ func (c *conn) reader() {
 			}
 			return
 		}
-		if !c.lim.Allow() {
-			strikes++
-			req, _ := DecodeRequest(data) // only for its id
-			c.send(errFrame(req.ID, engine.Errorf(engine.CodeRateLimited, "more than %.0f messages per second; slow down", c.s.cfg.MsgRate)))
-			if strikes > 3*c.s.cfg.MsgBurst {
-				c.close(websocket.StatusPolicyViolation, "rate limit")
-				return
-			}
-			continue
+		// The message is handled on a goroutine of its own, and the
+		// reader waits for it: the stack that decoding, the actor's
+		// answer and encoding grow is then not kept by the reader, whose
+		// stack is all an idle connection holds.
+		go func() { done <- c.message(typ, data, &strikes) }()
+		if !<-done {
+			return
 		}
-		strikes = 0
-		if err := c.allowMessage(); err != nil {
-			req, _ := DecodeRequest(data) // only for its id
-			c.send(errFrame(req.ID, err))
-			continue
-		}
-		if typ != websocket.MessageText {
-			c.send(errFrame("", engine.Errorf(engine.CodeInvalid, "frames must be text (JSON)")))
-			continue
-		}
-		req, derr := DecodeRequest(data)
-		if derr != nil {
-			c.count(req.Type, derr)
-			c.send(errFrame(req.ID, derr))
-			continue
-		}
-		c.handle(req)
 	}
+}
+
+// message handles one message from the client; false ends the connection.
+func (c *conn) message(typ websocket.MessageType, data []byte, strikes *int) bool {
+	if !c.lim.Allow() {
+		*strikes++
+		req, _ := DecodeRequest(data) // only for its id
+		c.send(errFrame(req.ID, engine.Errorf(engine.CodeRateLimited, "more than %.0f messages per second; slow down", c.s.cfg.MsgRate)))
+		if *strikes > 3*c.s.cfg.MsgBurst {
+			c.close(websocket.StatusPolicyViolation, "rate limit")
+			return false
+		}
+		return true
+	}
+	*strikes = 0
+	if err := c.allowMessage(); err != nil {
+		req, _ := DecodeRequest(data) // only for its id
+		c.send(errFrame(req.ID, err))
+		return true
+	}
+	if typ != websocket.MessageText {
+		c.send(errFrame("", engine.Errorf(engine.CodeInvalid, "frames must be text (JSON)")))
+		return true
+	}
+	req, derr := DecodeRequest(data)
+	if derr != nil {
+		c.count(req.Type, derr)
+		c.send(errFrame(req.ID, derr))
+		return true
+	}
+	c.handle(req)
+	return true
 }
 
 func (c *conn) count(typ string, err error) {
