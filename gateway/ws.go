@@ -28,6 +28,7 @@ import (
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
+	nc     net.Conn        // under ws
 	ctx    context.Context // ends when the connection closes
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -103,7 +104,8 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w}
+	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{Subprotocol},
 		OriginPatterns: patterns,
 	})
@@ -113,7 +115,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 	cctx, ccancel := context.WithCancel(context.Background())
-	c := &conn{s: s, ws: ws, ctx: cctx, cancel: ccancel,
+	c := &conn{s: s, ws: ws, nc: sb.nc, ctx: cctx, cancel: ccancel,
 		done: make(chan struct{}), lim: newLimiter(s.cfg), ip: s.ClientIP(r), principal: p, tenant: tenant, authed: authed,
 		subs: map[string]*actors.Subscription{}, claimed: q.Get("tenant")}
 	s.mu.Lock()
@@ -163,11 +165,14 @@ const (
 
 // smallBuffers makes websocket.Accept use small bufio buffers (wsReadBuffer,
 // wsWriteBuffer) for the hijacked connection instead of net/http's.
-type smallBuffers struct{ http.ResponseWriter }
+type smallBuffers struct {
+	http.ResponseWriter
+	nc net.Conn // once hijacked
+}
 
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -189,6 +194,7 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	} else {
 		br = bufio.NewReaderSize(nc, wsReadBuffer)
 	}
+	w.nc = nc
 	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, wsWriteBuffer)), nil
 }
 
@@ -334,12 +340,14 @@ func (c *conn) writer() {
 		c.queue[0] = outFrame{}
 		c.queue = c.queue[1:]
 		c.qmu.Unlock()
-		// Not c.ctx: ending a write midway makes the library drop the
-		// TCP connection, and c.ctx ends as soon as the reader stops,
-		// racing the close handshake that tells the client why.
-		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
-		err := c.ws.Write(ctx, websocket.MessageText, c.encode(f))
-		cancel()
+		// The deadline drops the TCP connection, as the library does when
+		// the context of a write ends; a context would stay referenced
+		// by the library until the next write, ~700 bytes per idle
+		// connection. Not c.ctx either: it ends as soon as the reader
+		// stops, racing the close handshake that tells the client why.
+		t := time.AfterFunc(c.s.cfg.WriteTimeout, func() { _ = c.nc.Close() })
+		err := c.ws.Write(context.Background(), websocket.MessageText, c.encode(f))
+		t.Stop()
 		if err != nil {
 			c.qmu.Lock()
 			c.stopped, c.writing, c.queue = true, false, nil
@@ -372,7 +380,10 @@ func (c *conn) reader() {
 	strikes := 0
 	done := make(chan bool, 1)
 	for {
-		typ, data, err := c.ws.Read(c.ctx)
+		// Not c.ctx: it ends only after c.ws is closed, which ends Read,
+		// and the library would hang a callback on it for every frame
+		// (~1 KiB per idle connection).
+		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			var ce websocket.CloseError
 			if !errors.As(err, &ce) && !errors.Is(err, context.Canceled) {
@@ -679,6 +690,13 @@ func (c *conn) addSub(sub *actors.Subscription) (string, bool) {
 	return id, true
 }
 
+// availabilityQueue is the updates an availability subscription queues in
+// the actor before it is dropped as slow. Its relay empties the queue at
+// every update, so it only holds what comes between the actor's answer and
+// the start of the relay; a subscription that overflows it is resynced.
+// (Feeds have no resync: they keep the registry's default.)
+const availabilityQueue = 8
+
 func (c *conn) subscribe(ctx context.Context, req Request) (*Frame, error) {
 	tenant, err := c.need(TypeSubscribe)
 	if err != nil {
@@ -691,7 +709,7 @@ func (c *conn) subscribe(ctx context.Context, req Request) (*Frame, error) {
 		return nil, engine.Errorf(engine.CodeInvalid, "at most %d subscriptions per connection", c.s.cfg.MaxSubsPerConn)
 	}
 	q := engine.AvailabilityQuery{ServiceID: req.Service, ResourceID: req.Resource, From: req.From, To: req.To, TimeZone: req.TZ}
-	sub, err := c.s.cfg.Tenants.SubscribeAvailability(ctx, tenant, q, 0)
+	sub, err := c.s.cfg.Tenants.SubscribeAvailability(ctx, tenant, q, availabilityQueue)
 	if err != nil {
 		return nil, err
 	}
@@ -776,7 +794,7 @@ func (c *conn) availabilityEnded(id, tenant string, q engine.AvailabilityQuery, 
 	}
 	if errors.Is(err, actors.ErrSlowConsumer) {
 		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
-		next, serr := c.s.cfg.Tenants.SubscribeAvailability(ctx, tenant, q, 0)
+		next, serr := c.s.cfg.Tenants.SubscribeAvailability(ctx, tenant, q, availabilityQueue)
 		cancel()
 		if serr == nil {
 			c.mu.Lock()
