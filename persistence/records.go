@@ -83,6 +83,19 @@ type RecordStore interface {
 	DeleteTenantRecords(ctx context.Context, tenant, kind string) error
 }
 
+// A DeferredRecordPutter is a RecordStore with one write-ahead log for its
+// records and its journal, written in order (the embedded Pebble store):
+// a record can be put without waiting for an fsync of its own, because the
+// store's next durable write — the journal append of the booking it was
+// made for, typically — makes it durable too.
+type DeferredRecordPutter interface {
+	// PutRecordDeferred is PutRecord, except that the write may still be
+	// lost in a crash until a later durable write to the same store
+	// (Append, PutRecord, DeleteRecord, …) has returned. It is visible
+	// to readers at once.
+	PutRecordDeferred(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error)
+}
+
 // CheckRecord returns an error wrapping ErrInvalid for a malformed tenant,
 // kind or record key.
 func CheckRecord(tenant, kind, key string) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -43,6 +44,12 @@ type Codec struct {
 	store   *KeyStore
 	keys    *secrets.SubjectKeys
 	salts   *lru.Cache[string, []byte] // tenant → index salt; salts never change
+
+	// prep and prepKeys are what PrepareCommand writes a new customer's
+	// index entry and key with: records and keys, or after
+	// DeferToJournal their deferred-write forms.
+	prep     persistence.RecordStore
+	prepKeys *secrets.SubjectKeys
 }
 
 var (
@@ -60,7 +67,45 @@ const saltCacheSize = 16384
 func NewCodec(ring *secrets.Keyring, records persistence.RecordStore) *Codec {
 	salts, _ := lru.New[string, []byte](saltCacheSize) // fails only for a size <= 0
 	store := NewKeyStore(records)
-	return &Codec{ring: ring, records: records, store: store, keys: secrets.NewSubjectKeys(ring, store), salts: salts}
+	keys := secrets.NewSubjectKeys(ring, store)
+	return &Codec{ring: ring, records: records, store: store, keys: keys, salts: salts, prep: records, prepKeys: keys}
+}
+
+// DeferToJournal tells the codec that journal, the store the tenants'
+// events are appended to, is also its records store. If that store
+// implements persistence.DeferredRecordPutter (the embedded Pebble store:
+// one write-ahead log, written in order), PrepareCommand then writes a new
+// customer's index entry and key without an fsync of their own: the
+// booking's journal append, which comes after them and is acknowledged
+// only once synced, makes them durable with it. A booking refused in
+// between may leave them unsynced, and a crash may then lose them, which
+// loses nothing: no event refers to them. It reports whether writes are
+// deferred; with any other store nothing changes. Call it before use.
+func (c *Codec) DeferToJournal(journal persistence.Store) bool {
+	d, ok := c.records.(persistence.DeferredRecordPutter)
+	if !ok || !sameStore(c.records, journal) {
+		return false
+	}
+	c.prep = deferredRecords{RecordStore: c.records, d: d}
+	c.prepKeys = secrets.NewSubjectKeys(c.ring, NewKeyStore(c.prep))
+	return true
+}
+
+// sameStore reports whether a and b are the same store value.
+func sameStore(a, b any) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta != nil && ta == tb && ta.Comparable() && a == b
+}
+
+// deferredRecords is a RecordStore whose PutRecord is the store's
+// PutRecordDeferred.
+type deferredRecords struct {
+	persistence.RecordStore
+	d persistence.DeferredRecordPutter
+}
+
+func (r deferredRecords) PutRecord(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error) {
+	return r.d.PutRecordDeferred(ctx, tenant, kind, key, value, expectVersion)
 }
 
 // Forget deletes the subject's key: every ciphertext sealed for them, in
@@ -107,7 +152,7 @@ func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Co
 	if !ok || NormalizeEmail(b.Customer.Email) == "" {
 		return cmd, nil
 	}
-	subject, created, err := c.subjectFor(ctx, tenant, b.Customer.Email)
+	subject, created, err := c.subjectFor(ctx, c.prep, tenant, b.Customer.Email)
 	if err != nil {
 		return nil, fmt.Errorf("customer pseudonym: %w", err)
 	}
@@ -116,13 +161,13 @@ func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Co
 	// make, one customer after another, inside its group commit. A
 	// pseudonym minted just now has no key to look for.
 	if created {
-		if err := c.keys.Create(ctx, tenant, subject); err != nil {
+		if err := c.prepKeys.Create(ctx, tenant, subject); err != nil {
 			return nil, fmt.Errorf("customer key: %w", err)
 		}
 	} else if _, ok, err := c.store.Get(ctx, tenant, subject); err != nil {
 		return nil, fmt.Errorf("customer key: %w", err)
 	} else if !ok {
-		if _, err := c.keys.SealFor(ctx, tenant, subject, "prepare", nil); err != nil {
+		if _, err := c.prepKeys.SealFor(ctx, tenant, subject, "prepare", nil); err != nil {
 			return nil, fmt.Errorf("customer key: %w", err)
 		}
 	}
@@ -190,7 +235,7 @@ func (c *Codec) open(ctx context.Context, sk *secrets.SubjectKeys, tenant string
 		}
 		return engine.Customer{Name: sc.Name, Email: sc.Email, Phone: sc.Phone, Subject: cu.Subject}, nil
 	case cu.Subject == "" && NormalizeEmail(cu.Email) != "":
-		subject, _, err := c.subjectFor(ctx, tenant, cu.Email)
+		subject, _, err := c.subjectFor(ctx, c.records, tenant, cu.Email)
 		if err != nil {
 			return engine.Customer{}, fmt.Errorf("booking %s: customer pseudonym: %w", b.ID, err)
 		}

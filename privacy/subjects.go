@@ -118,9 +118,10 @@ func (c *Codec) Subject(ctx context.Context, tenant, email string) (subject stri
 }
 
 // subjectFor returns the customer's pseudonym, giving them one if they
-// have none. Two first bookings at once agree: the index record is created
-// only if absent, and the loser reads the winner's.
-func (c *Codec) subjectFor(ctx context.Context, tenant, email string) (subject string, created bool, err error) {
+// have none, and whether it did. Two first bookings at once agree: the
+// index record is created only if absent (in records: c.records, or
+// c.prep's deferred writes), and the loser reads the winner's.
+func (c *Codec) subjectFor(ctx context.Context, records persistence.RecordStore, tenant, email string) (subject string, created bool, err error) {
 	key, err := c.indexKey(ctx, tenant, email)
 	if err != nil {
 		return "", false, err
@@ -137,7 +138,7 @@ func (c *Codec) subjectFor(ctx context.Context, tenant, email string) (subject s
 		if err != nil {
 			return "", false, err
 		}
-		_, err = c.records.PutRecord(ctx, tenant, KindSubjectIndex, key, []byte(subject), 0)
+		_, err = records.PutRecord(ctx, tenant, KindSubjectIndex, key, []byte(subject), 0)
 		if err == nil {
 			return subject, true, nil
 		}

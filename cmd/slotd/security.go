@@ -102,8 +102,11 @@ func buildSecurity(o options, store persistence.Store, getenv func(string) strin
 	if err != nil {
 		return nil, fmt.Errorf("oauth: %w", err)
 	}
-	return &security{keyring: ring, accounts: accs, oauth: srv, integrations: integ, audit: alog,
-		codec: privacy.NewCodec(ring, records)}, nil
+	codec := privacy.NewCodec(ring, records)
+	if codec.DeferToJournal(store) {
+		log.Debug("new customers' index entries and keys are made durable with their booking's journal append")
+	}
+	return &security{keyring: ring, accounts: accs, oauth: srv, integrations: integ, audit: alog, codec: codec}, nil
 }
 
 // oauthEnder ends a deleted account's OAuth grants; revoking them closes

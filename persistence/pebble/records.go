@@ -88,6 +88,19 @@ func (s *Store) lockRecords(ctx context.Context, tenant string) (func(), error) 
 
 // PutRecord implements persistence.RecordStore.
 func (s *Store) PutRecord(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error) {
+	return s.putRecord(ctx, tenant, kind, key, value, expectVersion, pebbledb.Sync)
+}
+
+// PutRecordDeferred implements persistence.DeferredRecordPutter: the
+// record is committed without an fsync of its own. Journal appends and
+// records share Pebble's write-ahead log, which is written in commit order
+// and synced up to a commit's position before that commit returns, so a
+// later synced write (an Append) makes this one durable as well.
+func (s *Store) PutRecordDeferred(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error) {
+	return s.putRecord(ctx, tenant, kind, key, value, expectVersion, pebbledb.NoSync)
+}
+
+func (s *Store) putRecord(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64, durability *pebbledb.WriteOptions) (uint64, error) {
 	if err := persistence.CheckRecord(tenant, kind, key); err != nil {
 		return 0, fmt.Errorf("put record: %w", err)
 	}
@@ -121,7 +134,7 @@ func (s *Store) PutRecord(ctx context.Context, tenant, kind, key string, value [
 	v := make([]byte, 8, 8+len(value))
 	binary.BigEndian.PutUint64(v, next)
 	v = append(v, value...)
-	if err := s.db.Set(k, v, pebbledb.Sync); err != nil {
+	if err := s.db.Set(k, v, durability); err != nil {
 		return 0, fmt.Errorf("put record %s/%s: %w", tenant, kind, err)
 	}
 	return next, nil

@@ -1,0 +1,96 @@
+package privacy_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/slotd/slotd/engine"
+	"github.com/slotd/slotd/persistence/memstore"
+	"github.com/slotd/slotd/persistence/pebble"
+	"github.com/slotd/slotd/privacy"
+)
+
+// TestDeferToJournalOnlyForOneLog: writes are deferred only when the
+// records store is the journal store itself, and it can defer.
+func TestDeferToJournalOnlyForOneLog(t *testing.T) {
+	a, b := mustPebble(t, t.TempDir()), mustPebble(t, t.TempDir())
+	mem := memstore.New()
+	if !privacy.NewCodec(mustKeyring(t), a).DeferToJournal(a) {
+		t.Error("DeferToJournal(the records' own Pebble store) = false")
+	}
+	if privacy.NewCodec(mustKeyring(t), a).DeferToJournal(b) {
+		t.Error("DeferToJournal(another Pebble store) = true")
+	}
+	if privacy.NewCodec(mustKeyring(t), mem).DeferToJournal(mem) {
+		t.Error("DeferToJournal(memstore, which cannot defer) = true")
+	}
+}
+
+// TestDeferredCustomersSurvivePowerLoss books new customers through a
+// deferring codec on a Pebble store whose file system loses what was not
+// synced, cuts the power, and reopens: every acknowledged booking's
+// customer opens in the clear (their key survived with the booking) and a
+// new booking by the same email gets the same pseudonym (the index entry
+// survived too).
+func TestDeferredCustomersSurvivePowerLoss(t *testing.T) {
+	for _, unsynced := range []int{0, 100} {
+		t.Run(fmt.Sprintf("unsynced=%d%%", unsynced), func(t *testing.T) {
+			fs := vfs.NewCrashableMem()
+			st, err := pebble.Open("/db", pebble.Options{FS: fs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ring := mustKeyring(t)
+			codec := privacy.NewCodec(ring, st)
+			if !codec.DeferToJournal(st) {
+				t.Fatal("DeferToJournal = false")
+			}
+			r := mustRegistry(t, st, codec)
+			mustDo(t, r, "acme", engine.Configure{Config: salon()})
+			const n = 12
+			customer := func(i int) engine.Customer {
+				return engine.Customer{Name: fmt.Sprintf("Customer %d", i), Email: fmt.Sprintf("c%d@example.com", i)}
+			}
+			subjects := map[string]string{}
+			for i := range n {
+				rep := mustDo(t, r, "acme", engine.Book{BookingID: fmt.Sprintf("b%d", i), ServiceID: "cut", ResourceID: "anna",
+					Start: at(1+i/8, 9+i%8), Customer: customer(i)})
+				subjects[rep.Booking.ID] = rep.Booking.Customer.Subject
+			}
+			crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: unsynced, RNG: rand.New(rand.NewPCG(uint64(unsynced), 7))})
+			r.Close()
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			st2, err := pebble.Open("/db", pebble.Options{FS: crashed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st2.Close()
+			codec2 := privacy.NewCodec(ring, st2)
+			codec2.DeferToJournal(st2)
+			r2 := mustRegistry(t, st2, codec2)
+			defer r2.Close() // before st2
+			got := bookings(t, r2, "acme")
+			if len(got) != n {
+				t.Fatalf("%d bookings after power loss, want the %d acknowledged", len(got), n)
+			}
+			for _, b := range got {
+				var i int
+				fmt.Sscanf(b.ID, "b%d", &i)
+				if b.Customer.Email != customer(i).Email || b.Customer.Erased || b.Customer.Subject != subjects[b.ID] {
+					t.Errorf("booking %s after power loss has customer %+v, want %s in the clear with subject %s",
+						b.ID, b.Customer, customer(i).Email, subjects[b.ID])
+				}
+			}
+			rep := mustDo(t, r2, "acme", engine.Book{BookingID: "again", ServiceID: "cut", ResourceID: "ben", Start: at(1, 9), Customer: customer(3)})
+			if rep.Booking.Customer.Subject != subjects["b3"] {
+				t.Errorf("a returning customer got pseudonym %s after power loss, want %s", rep.Booking.Customer.Subject, subjects["b3"])
+			}
+		})
+	}
+}
