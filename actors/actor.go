@@ -60,7 +60,7 @@ func (m *message) answer(r reply) {
 type actor struct {
 	reg     *Registry
 	tenant  string
-	mailbox chan *message
+	mailbox *mailbox
 	subs    atomic.Int64 // live subscriptions, read by the registry's trim
 
 	mu      sync.Mutex // guards stopped; enqueue and stop hold it
@@ -89,7 +89,7 @@ type actor struct {
 }
 
 func newActor(reg *Registry, tenant string) *actor {
-	return &actor{reg: reg, tenant: tenant, mailbox: make(chan *message, reg.cfg.MailboxSize),
+	return &actor{reg: reg, tenant: tenant, mailbox: newMailbox(reg.cfg.MailboxSize),
 		quit: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
 		groups: map[string]*queryGroup{}, feeds: map[uint64]*Subscription{}}
 }
@@ -103,12 +103,10 @@ func (a *actor) enqueue(m *message) (accepted, full bool) {
 	if a.stopped {
 		return false, false
 	}
-	select {
-	case a.mailbox <- m:
+	if a.mailbox.put(m) {
 		return true, false
-	default:
-		return false, true
 	}
+	return false, true
 }
 
 // notify asks the actor to read what other writers appended, without
@@ -207,16 +205,15 @@ func (a *actor) shutdown(err error) {
 	}
 	a.pending, a.inflight = nil, nil
 	for {
-		select {
-		case m := <-a.mailbox:
-			if m.kind == kindSubscribe {
-				m.sub.end(err)
-			}
-			m.answer(reply{err: err})
-		default:
+		m, ok := a.mailbox.get()
+		if !ok {
 			a.endSubs(ErrStopped)
 			return
 		}
+		if m.kind == kindSubscribe {
+			m.sub.end(err)
+		}
+		m.answer(reply{err: err})
 	}
 }
 
@@ -228,11 +225,23 @@ func (a *actor) loop() error {
 		a.timerAt = time.Time{}
 		a.armTimer()
 	}
+	// After a restart the token of messages already waiting may have been
+	// taken by the run that failed.
+	if a.mailbox.len() > 0 {
+		a.mailbox.signal()
+	}
 	for {
 		select {
-		case m := <-a.mailbox:
-			if err := a.batch(m); err != nil {
-				return err
+		case <-a.mailbox.ready:
+			// One batch per turn, so timers and wake-ups are not starved
+			// under load; what is left gets a token of its own.
+			if m, ok := a.mailbox.get(); ok {
+				if err := a.batch(m); err != nil {
+					return err
+				}
+				if a.mailbox.len() > 0 {
+					a.mailbox.signal()
+				}
 			}
 		case <-a.timerC:
 			a.timerC, a.timerAt = nil, time.Time{}
@@ -245,16 +254,10 @@ func (a *actor) loop() error {
 			}
 			a.armTimer()
 		case <-a.quit:
-			for {
-				select {
-				case m := <-a.mailbox:
-					if err := a.batch(m); err != nil {
-						return err
-					}
-					continue
-				default:
+			for m, ok := a.mailbox.get(); ok; m, ok = a.mailbox.get() {
+				if err := a.batch(m); err != nil {
+					return err
 				}
-				break
 			}
 			a.snapshot()
 			a.endSubs(ErrStopped)
@@ -398,16 +401,14 @@ func (a *actor) catchUp() error {
 // committed state, so pending commands are committed before them.
 func (a *actor) batch(first *message) error {
 	m := a.reg.cfg.Metrics
-	m.MailboxDepth.Observe(float64(len(a.mailbox) + 1))
+	m.MailboxDepth.Observe(float64(a.mailbox.len() + 1))
 	msgs := []*message{first}
-fill:
 	for len(msgs) < a.reg.cfg.BatchMax {
-		select {
-		case x := <-a.mailbox:
-			msgs = append(msgs, x)
-		default:
-			break fill
+		x, ok := a.mailbox.get()
+		if !ok {
+			break
 		}
+		msgs = append(msgs, x)
 	}
 	a.inflight = msgs
 	for _, x := range msgs {

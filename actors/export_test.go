@@ -10,5 +10,5 @@ func (r *Registry) MailboxLen(tenant string) int {
 	if !ok {
 		return 0
 	}
-	return len(a.mailbox)
+	return a.mailbox.len()
 }

@@ -192,7 +192,7 @@ func (r *Registry) trimLocked(keep string) {
 		if !ok {
 			return
 		}
-		if key == keep || a.subs.Load() > 0 || len(a.mailbox) > 0 {
+		if key == keep || a.subs.Load() > 0 || a.mailbox.len() > 0 {
 			r.live.Get(key) // recently used now
 			continue
 		}
