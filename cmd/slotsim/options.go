@@ -24,6 +24,7 @@ var scenarios = []string{"smoke", "steady", "rush", "fanout", "soak"}
 // override them.
 type options struct {
 	scenario string
+	set      map[string]bool // the flags given on the command line
 
 	// target
 	target, token    string
@@ -118,6 +119,7 @@ func preset(name string) (options, error) {
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, `usage: slotsim SCENARIO [flags]
+       slotsim capacity [flags] -- SCENARIO [flags]
 
 scenarios:
   smoke   a few tenants for a few seconds; what the tests run
@@ -126,7 +128,12 @@ scenarios:
   fanout  thousands of viewers of one tenant; delivery latency of each change
   soak    long and steady; server memory and CPU over time
 
-Run "slotsim SCENARIO -h" for the flags with that scenario's defaults.
+capacity runs smoke, steady or soak once per rate, ascending, and reports the
+highest acknowledged bookings/s slotd (and the baseline) sustain at a book p99
+bound.
+
+Run "slotsim SCENARIO -h" for the flags with that scenario's defaults,
+"slotsim capacity -h" for capacity's.
 `)
 }
 
@@ -215,6 +222,8 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, err
 	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}

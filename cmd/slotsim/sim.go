@@ -63,6 +63,9 @@ type event struct {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "capacity" {
+		return runCapacity(ctx, args[1:], getenv, stdout, stderr)
+	}
 	o, err := parseArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
