@@ -262,13 +262,25 @@ func withSub(frame []byte, id string) []byte {
 	if !bytes.HasPrefix(frame, []byte(availabilityPrefix)) {
 		return frame // an internal error frame: no subscription to name
 	}
-	sub, _ := json.Marshal(id)
-	out := make([]byte, 0, len(frame)+len(sub)+8)
-	out = append(out, availabilityPrefix...)
-	out = append(out, `"sub":`...)
-	out = append(out, sub...)
-	out = append(out, ',')
-	return append(out, frame[len(availabilityPrefix):]...)
+	return appendWithSub(make([]byte, 0, len(frame)+len(id)+16), frame, id)
+}
+
+// appendWithSub appends withSub(frame, id) to dst.
+func appendWithSub(dst, frame []byte, id string) []byte {
+	if !bytes.HasPrefix(frame, []byte(availabilityPrefix)) {
+		return append(dst, frame...)
+	}
+	dst = append(dst, availabilityPrefix...)
+	dst = append(dst, `"sub":`...)
+	dst = appendJSONString(dst, id)
+	dst = append(dst, ',')
+	return append(dst, frame[len(availabilityPrefix):]...)
+}
+
+// appendJSONString appends s as encoding/json writes a string field.
+func appendJSONString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s)
+	return append(dst, b...)
 }
 
 // encodeFrame marshals f. Frames hold only marshalable values; should one

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/base32"
+	"hash/maphash"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -129,6 +130,8 @@ type Server struct {
 	mu    sync.Mutex // guards conns
 	conns map[*conn]struct{}
 
+	snapshots snapshotCache
+
 	createMu sync.Mutex // serializes CreateTenant's check for an existing tenant and its writes
 }
 
@@ -168,6 +171,7 @@ func New(cfg Config) *Server {
 		cfg.MaxSubsPerConn = 16
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), conns: map[*conn]struct{}{}, limits: newLimiters(cfg.RateLimits)}
+	s.snapshots.seed = maphash.MakeSeed()
 	s.routes()
 	return s
 }

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -29,6 +30,9 @@ type conn struct {
 	s      *Server
 	ws     *websocket.Conn
 	nc     net.Conn        // under ws
+	br     *bufio.Reader   // ws's; read only between two messages (waitReadable)
+	rc     syscall.RawConn // nc's, to wait for its next message; nil if not supported
+	early  bool            // bytes sent with the handshake are not in br before the first Read
 	ctx    context.Context // ends when the connection closes
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -115,7 +119,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 	cctx, ccancel := context.WithCancel(context.Background())
-	c := &conn{s: s, ws: ws, nc: sb.nc, ctx: cctx, cancel: ccancel,
+	c := &conn{s: s, ws: ws, nc: sb.nc, br: sb.br, rc: rawConn(sb.nc), early: sb.early, ctx: cctx, cancel: ccancel,
 		done: make(chan struct{}), lim: newLimiter(s.cfg), ip: s.ClientIP(r), principal: p, tenant: tenant, authed: authed,
 		subs: map[string]*actors.Subscription{}, claimed: q.Get("tenant")}
 	s.mu.Lock()
@@ -126,6 +130,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		c.kind = p.Kind
 	}
 	s.cfg.Metrics.Connections.WithLabelValues(c.kind).Inc()
+	c.welcome() // here: encoding it would grow the stack of the connection's goroutine
 	// The connection is served on a goroutine of its own and the handler
 	// returns: net/http's connection state (its 4 KiB read and write
 	// buffers, the request and its headers) then becomes garbage instead
@@ -156,18 +161,20 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 
 // Buffer sizes of a WebSocket's reader and writer. net/http hands a
 // hijacked connection its own 4 KiB buffers; these are enough for the
-// frame headers and the small requests clients send, and larger frames
-// bypass them.
+// frame headers, the small requests clients send and a delta, and larger
+// frames bypass them.
 const (
-	wsReadBuffer  = 512
-	wsWriteBuffer = 1024
+	wsReadBuffer  = 256
+	wsWriteBuffer = 512
 )
 
 // smallBuffers makes websocket.Accept use small bufio buffers (wsReadBuffer,
 // wsWriteBuffer) for the hijacked connection instead of net/http's.
 type smallBuffers struct {
 	http.ResponseWriter
-	nc net.Conn // once hijacked
+	nc    net.Conn      // once hijacked
+	br    *bufio.Reader // given to Accept
+	early bool          // the client sent bytes after its handshake
 }
 
 func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -194,7 +201,7 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	} else {
 		br = bufio.NewReaderSize(nc, wsReadBuffer)
 	}
-	w.nc = nc
+	w.nc, w.br, w.early = nc, br, brw.Reader.Buffered() > 0
 	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, wsWriteBuffer)), nil
 }
 
@@ -233,13 +240,6 @@ func (c *conn) serve() {
 		})
 		defer t.Stop()
 	}
-	welcome := Frame{V: ProtocolVersion, Type: TypeWelcome}
-	now := c.s.cfg.Now().UTC()
-	welcome.ServerTime = &now
-	if c.authed {
-		welcome.Principal = &PrincipalInfo{Kind: c.principal.Kind, Tenant: c.tenant}
-	}
-	c.send(welcome)
 	c.reader()
 	c.cancel()
 	c.qmu.Lock()
@@ -252,6 +252,17 @@ func (c *conn) serve() {
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+}
+
+// welcome queues the first frame.
+func (c *conn) welcome() {
+	welcome := Frame{V: ProtocolVersion, Type: TypeWelcome}
+	now := c.s.cfg.Now().UTC()
+	welcome.ServerTime = &now
+	if c.authed {
+		welcome.Principal = &PrincipalInfo{Kind: c.principal.Kind, Tenant: c.tenant}
+	}
+	c.send(welcome)
 }
 
 // close ends the connection with a status; safe to call more than once.
@@ -272,20 +283,32 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 }
 
 // outFrame is a frame queued for the writer: encoded, or a subscription's
-// update, which the writer encodes (not the actor that queues it).
+// update, which the writer encodes (not the actor that queues it), or the
+// reply to a subscribe, which shares its slots' encoding.
 type outFrame struct {
-	b   []byte
-	u   *actors.Update
-	sub string // the id of u's subscription
+	b    []byte
+	u    *actors.Update
+	snap *snapshot
+	sub  string // the id of u's or snap's subscription
+	id   string // the request snap answers
 }
+
+// framePool holds the writers' buffers for the frames they assemble from
+// shared encodings.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledFrame is the largest buffer put back in framePool.
+const maxPooledFrame = 64 << 10
 
 // send queues a frame for the writer. A full queue means the client does
 // not read: the connection is closed rather than waited for.
 func (c *conn) send(f Frame) { c.sendRaw(encodeFrame(f)) }
 
-func (c *conn) sendRaw(b []byte) {
+func (c *conn) sendRaw(b []byte) { c.enqueue(outFrame{b: b}) }
+
+func (c *conn) enqueue(f outFrame) {
 	c.qmu.Lock()
-	ok := c.queueLocked(outFrame{b: b})
+	ok := c.queueLocked(f)
 	c.qmu.Unlock()
 	if !ok {
 		c.close(websocket.StatusPolicyViolation, "client too slow")
@@ -345,9 +368,18 @@ func (c *conn) writer() {
 		// by the library until the next write, ~700 bytes per idle
 		// connection. Not c.ctx either: it ends as soon as the reader
 		// stops, racing the close handshake that tells the client why.
+		b, buf := f.b, (*[]byte)(nil)
+		if b == nil {
+			buf = framePool.Get().(*[]byte)
+			b = c.encode(f, (*buf)[:0])
+		}
 		t := time.AfterFunc(c.s.cfg.WriteTimeout, func() { _ = c.nc.Close() })
-		err := c.ws.Write(context.Background(), websocket.MessageText, c.encode(f))
+		err := c.ws.Write(context.Background(), websocket.MessageText, b)
 		t.Stop()
+		if buf != nil && cap(b) <= maxPooledFrame {
+			*buf = b[:0] // b may be buf grown, or an encoding of its own
+			framePool.Put(buf)
+		}
 		if err != nil {
 			c.qmu.Lock()
 			c.stopped, c.writing, c.queue = true, false, nil
@@ -358,8 +390,12 @@ func (c *conn) writer() {
 	}
 }
 
-// encode returns the frame of f.
-func (c *conn) encode(f outFrame) []byte {
+// encode returns the frame of f, appended to buf when it is assembled from
+// a shared encoding.
+func (c *conn) encode(f outFrame, buf []byte) []byte {
+	if f.snap != nil {
+		return f.snap.appendFrame(buf, f.id, f.sub)
+	}
 	if f.u == nil {
 		return f.b
 	}
@@ -367,7 +403,7 @@ func (c *conn) encode(f outFrame) []byte {
 	v := u.Version
 	switch u.Kind {
 	case actors.UpdateDelta:
-		return withSub(u.Memo(encodeDelta), f.sub)
+		return appendWithSub(buf, u.Memo(encodeDelta), f.sub)
 	case actors.UpdateSnapshot:
 		return encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Sub: f.sub, Version: &v,
 			Resync: true, Slots: u.Slots})
@@ -376,31 +412,60 @@ func (c *conn) encode(f outFrame) []byte {
 	}
 }
 
+// reader reads and handles the client's messages, one at a time. An idle
+// connection is this goroutine waiting for the next one, and its stack is
+// most of what the connection costs: it waits in waitReadable, which needs
+// little stack, and each message is read and handled on a short-lived
+// goroutine, so that the stack that reading a frame, decoding it, waiting
+// for the actor and encoding the reply need is not kept while idle.
 func (c *conn) reader() {
 	strikes := 0
 	done := make(chan bool, 1)
 	for {
-		// Not c.ctx: it ends only after c.ws is closed, which ends Read,
-		// and the library would hang a callback on it for every frame
-		// (~1 KiB per idle connection).
-		typ, data, err := c.ws.Read(context.Background())
-		if err != nil {
-			var ce websocket.CloseError
-			if !errors.As(err, &ce) && !errors.Is(err, context.Canceled) {
-				// Frame over the read limit, protocol error, network error.
-				c.close(websocket.StatusPolicyViolation, "read failed")
-			}
-			return
-		}
-		// The message is handled on a goroutine of its own, and the
-		// reader waits for it: the stack that decoding, the actor's
-		// answer and encoding grow is then not kept by the reader, whose
-		// stack is all an idle connection holds.
-		go func() { done <- c.message(typ, data, &strikes) }()
+		c.waitReadable()
+		go func() { done <- c.readMessage(&strikes) }()
 		if !<-done {
 			return
 		}
 	}
+}
+
+// waitReadable returns when the client has sent something (or the
+// connection failed), or at once if c.br holds bytes not read yet, the
+// connection is closing, or waiting is not supported. It reads nothing.
+func (c *conn) waitReadable() {
+	if c.rc == nil || c.early {
+		// Accept keeps the bytes read past the handshake outside br
+		// until the first Read.
+		c.early = false
+		return
+	}
+	// c.br is read by c.ws in Read, which has returned, and in Close's
+	// handshake, which starts only once closing is set under c.mu.
+	c.mu.Lock()
+	skip := c.closing || c.br.Buffered() > 0
+	c.mu.Unlock()
+	if skip {
+		return
+	}
+	_ = c.rc.Read(readable) // an error is for Read to report
+}
+
+// readMessage reads one message and handles it; false ends the connection.
+func (c *conn) readMessage(strikes *int) bool {
+	// Not c.ctx: it ends only after c.ws is closed, which ends Read,
+	// and the library would hang a callback on it for every frame
+	// (~1 KiB per idle connection).
+	typ, data, err := c.ws.Read(context.Background())
+	if err != nil {
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) && !errors.Is(err, context.Canceled) {
+			// Frame over the read limit, protocol error, network error.
+			c.close(websocket.StatusPolicyViolation, "read failed")
+		}
+		return false
+	}
+	return c.message(typ, data, strikes)
 }
 
 // message handles one message from the client; false ends the connection.
@@ -725,8 +790,12 @@ func (c *conn) subscribe(ctx context.Context, req Request) (*Frame, error) {
 	}
 	// The reply is queued before the relay starts, so the client knows the
 	// subscription id before its first delta arrives.
-	v := first.Version
-	c.send(Frame{V: ProtocolVersion, ID: req.ID, Type: TypeSubscribed, Sub: id, Version: &v, Slots: first.Slots})
+	if snap := c.s.snapshots.get(tenant, q, first.Version, first.Slots); snap != nil {
+		c.enqueue(outFrame{snap: snap, sub: id, id: req.ID})
+	} else {
+		v := first.Version
+		c.send(Frame{V: ProtocolVersion, ID: req.ID, Type: TypeSubscribed, Sub: id, Version: &v, Slots: first.Slots})
+	}
 	c.relay(id, sub, func(sub *actors.Subscription) { c.availabilityEnded(id, tenant, q, sub) })
 	return nil, nil
 }
