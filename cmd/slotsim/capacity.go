@@ -169,11 +169,13 @@ func parseCapacity(args []string, stderr io.Writer) (capOptions, error) {
 		{"report", "each step would overwrite it; use -steps-dir for each step's JSON"},
 		{"svg-dir", "use capacity's own -svg-dir"},
 		{"svg-prefix", "use capacity's own -svg-prefix"},
-		{"check", "capacity counts only steps whose invariant check passed; it always checks"},
 	} {
 		if o.set[f.name] {
 			return c, fmt.Errorf("capacity: -%s inside the scenario: %s", f.name, f.why)
 		}
+	}
+	if !o.check {
+		return c, errors.New("capacity: -check=false inside the scenario: capacity counts only steps whose invariant check passed")
 	}
 	if o.mix.weights[opBook] <= 0 {
 		return c, fmt.Errorf("capacity: the -mix %s has no books to measure", o.mix)
