@@ -131,6 +131,7 @@ type Server struct {
 	conns map[*conn]struct{}
 
 	snapshots snapshotCache
+	frames    sync.Pool // *[]byte: the writers' buffers for frames assembled from shared encodings
 
 	createMu sync.Mutex // serializes CreateTenant's check for an existing tenant and its writes
 }

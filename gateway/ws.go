@@ -293,11 +293,7 @@ type outFrame struct {
 	id   string // the request snap answers
 }
 
-// framePool holds the writers' buffers for the frames they assemble from
-// shared encodings.
-var framePool = sync.Pool{New: func() any { return new([]byte) }}
-
-// maxPooledFrame is the largest buffer put back in framePool.
+// maxPooledFrame is the largest buffer put back in Server.frames.
 const maxPooledFrame = 64 << 10
 
 // send queues a frame for the writer. A full queue means the client does
@@ -370,7 +366,10 @@ func (c *conn) writer() {
 		// stops, racing the close handshake that tells the client why.
 		b, buf := f.b, (*[]byte)(nil)
 		if b == nil {
-			buf = framePool.Get().(*[]byte)
+			buf, _ = c.s.frames.Get().(*[]byte)
+			if buf == nil {
+				buf = new([]byte)
+			}
 			b = c.encode(f, (*buf)[:0])
 		}
 		t := time.AfterFunc(c.s.cfg.WriteTimeout, func() { _ = c.nc.Close() })
@@ -378,7 +377,7 @@ func (c *conn) writer() {
 		t.Stop()
 		if buf != nil && cap(b) <= maxPooledFrame {
 			*buf = b[:0] // b may be buf grown, or an encoding of its own
-			framePool.Put(buf)
+			c.s.frames.Put(buf)
 		}
 		if err != nil {
 			c.qmu.Lock()
@@ -423,7 +422,18 @@ func (c *conn) reader() {
 	done := make(chan bool, 1)
 	for {
 		c.waitReadable()
-		go func() { done <- c.readMessage(&strikes) }()
+		go func() {
+			ok := false
+			defer func() {
+				// As net/http recovered the handler's panics.
+				if v := recover(); v != nil {
+					c.s.log.Error("panic serving a websocket message", "panic", v, "stack", string(debug.Stack()))
+					c.close(websocket.StatusInternalError, "internal error")
+				}
+				done <- ok
+			}()
+			ok = c.readMessage(&strikes)
+		}()
 		if !<-done {
 			return
 		}

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/slotd/slotd/actors"
 	"github.com/slotd/slotd/engine"
 	"github.com/slotd/slotd/gateway"
 )
@@ -847,4 +849,33 @@ func TestFramesWithHandshake(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("frames %v, want %v", got, want)
 	}
+}
+
+// panickyFeeds panics when asked for a bookings feed.
+type panickyFeeds struct{ gateway.Tenants }
+
+func (panickyFeeds) SubscribeFeed(context.Context, string, int) (*actors.Subscription, error) {
+	panic("feeds are broken")
+}
+
+// TestPanicInMessage: a panic while handling a message closes that
+// connection with an internal error and is logged; the server goes on.
+func TestPanicInMessage(t *testing.T) {
+	ts := newTestServer(t, withMemstore(), withGateway(func(c *gateway.Config) { c.Tenants = panickyFeeds{c.Tenants} }))
+	ts.createTenant(t, "salon", testConfig())
+	op := ts.dialOperator(t, "salon")
+	if err := op.write(timeout(t, 5*time.Second), []byte(`{"v":1,"id":"f","type":"subscribe_bookings"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if code := op.closed(timeout(t, 10*time.Second)); code != websocket.StatusInternalError {
+		t.Errorf("closed with %v, want StatusInternalError", code)
+	}
+	ts.dialOperator(t, "salon").mustCall("ping", nil, gateway.TypePong)
+	errs := ts.logs.errors()
+	if len(errs) != 1 || !strings.Contains(errs[0], "feeds are broken") {
+		t.Errorf("error log lines %q, want the panic", errs)
+	}
+	ts.logs.mu.Lock()
+	ts.logs.buf.Reset() // logged as it should be
+	ts.logs.mu.Unlock()
 }
