@@ -416,12 +416,20 @@ func (c *conn) encode(f outFrame, buf []byte) []byte {
 // most of what the connection costs: it waits in waitReadable, which needs
 // little stack, and each message is read and handled on a short-lived
 // goroutine, so that the stack that reading a frame, decoding it, waiting
-// for the actor and encoding the reply need is not kept while idle.
+// for the actor and encoding the reply need is not kept while idle. Where
+// it cannot wait without reading (TLS), it reads itself, in Read's deeper
+// stack, and only the handling is done on the other goroutine.
 func (c *conn) reader() {
 	strikes := 0
 	done := make(chan bool, 1)
 	for {
-		c.waitReadable()
+		var m wsMessage
+		readHere := !c.waitReadable()
+		if readHere {
+			if m = c.read(); m.err != nil {
+				return
+			}
+		}
 		go func() {
 			ok := false
 			defer func() {
@@ -432,7 +440,12 @@ func (c *conn) reader() {
 				}
 				done <- ok
 			}()
-			ok = c.readMessage(&strikes)
+			if !readHere {
+				if m = c.read(); m.err != nil {
+					return
+				}
+			}
+			ok = c.message(m.typ, m.data, &strikes)
 		}()
 		if !<-done {
 			return
@@ -441,28 +454,39 @@ func (c *conn) reader() {
 }
 
 // waitReadable returns when the client has sent something (or the
-// connection failed), or at once if c.br holds bytes not read yet, the
-// connection is closing, or waiting is not supported. It reads nothing.
-func (c *conn) waitReadable() {
-	if c.rc == nil || c.early {
+// connection failed), or at once if c.br holds bytes not read yet or the
+// connection is closing. It reads nothing. It reports false, at once, if
+// it cannot wait on this connection.
+func (c *conn) waitReadable() bool {
+	if c.rc == nil {
+		return false
+	}
+	if c.early {
 		// Accept keeps the bytes read past the handshake outside br
 		// until the first Read.
 		c.early = false
-		return
+		return true
 	}
 	// c.br is read by c.ws in Read, which has returned, and in Close's
 	// handshake, which starts only once closing is set under c.mu.
 	c.mu.Lock()
 	skip := c.closing || c.br.Buffered() > 0
 	c.mu.Unlock()
-	if skip {
-		return
+	if !skip {
+		_ = c.rc.Read(readable) // an error is for Read to report
 	}
-	_ = c.rc.Read(readable) // an error is for Read to report
+	return true
 }
 
-// readMessage reads one message and handles it; false ends the connection.
-func (c *conn) readMessage(strikes *int) bool {
+// wsMessage is a message read from the client, or why none was.
+type wsMessage struct {
+	typ  websocket.MessageType
+	data []byte
+	err  error
+}
+
+// read reads the next message. An error ends the connection.
+func (c *conn) read() wsMessage {
 	// Not c.ctx: it ends only after c.ws is closed, which ends Read,
 	// and the library would hang a callback on it for every frame
 	// (~1 KiB per idle connection).
@@ -473,9 +497,8 @@ func (c *conn) readMessage(strikes *int) bool {
 			// Frame over the read limit, protocol error, network error.
 			c.close(websocket.StatusPolicyViolation, "read failed")
 		}
-		return false
 	}
-	return c.message(typ, data, strikes)
+	return wsMessage{typ, data, err}
 }
 
 // message handles one message from the client; false ends the connection.
