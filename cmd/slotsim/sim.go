@@ -604,7 +604,7 @@ func (s *sim) drainClients() {
 	for time.Now().Before(deadline) {
 		busy := s.followUps.Load()
 		for _, c := range s.clients {
-			busy += c.inflight.Load() + int64(len(c.queue))
+			busy += c.inflight.Load() // queued, being sent, or awaiting an answer
 		}
 		if busy == 0 {
 			return

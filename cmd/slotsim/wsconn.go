@@ -145,10 +145,18 @@ func (c *wsConn) dial(ctx context.Context) (*websocket.Conn, error) {
 }
 
 // enqueue hands a call to the writer; a full queue fails it at once.
+// enqueue hands cl to the connection's writer. It counts as due
+// (inflight) from here until it ends, answered or not: the drain waits for
+// what is due, and a call handed straight to a waiting writer is in no
+// queue while that goroutine is still to run. (Counting it only once sent
+// let the drain end between the two: the run's last call, sent a moment
+// later, was reported unanswered although slotd had answered it.)
 func (c *wsConn) enqueue(cl *call) {
+	c.inflight.Add(1)
 	select {
 	case c.queue <- cl:
 	default:
+		c.inflight.Add(-1)
 		cl.done(cl, nil, notSent)
 	}
 }
@@ -207,7 +215,7 @@ func (c *wsConn) write(ctx context.Context, ws *websocket.Conn, readerDone <-cha
 	for {
 		var cl *call
 		select {
-		case cl = <-c.queue:
+		case cl = <-c.queue: // counted as due since enqueue
 		case <-readerDone:
 			return
 		case <-ctx.Done():
@@ -217,11 +225,13 @@ func (c *wsConn) write(ctx context.Context, ws *websocket.Conn, readerDone <-cha
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
+				c.inflight.Add(-1)
 				cl.done(cl, nil, notSent)
 				return
 			}
 		}
 		if err := c.lim.Wait(ctx); err != nil {
+			c.inflight.Add(-1)
 			cl.done(cl, nil, notSent)
 			return
 		}
@@ -231,7 +241,6 @@ func (c *wsConn) write(ctx context.Context, ws *websocket.Conn, readerDone <-cha
 		c.mu.Lock()
 		c.pending[id] = cl
 		c.mu.Unlock()
-		c.inflight.Add(1)
 		cl.sent = time.Now()
 		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 		err := ws.Write(wctx, websocket.MessageText, payload)
@@ -297,6 +306,7 @@ func (c *wsConn) failQueued() {
 	for {
 		select {
 		case cl := <-c.queue:
+			c.inflight.Add(-1)
 			cl.done(cl, nil, notSent)
 		default:
 			return
