@@ -94,6 +94,20 @@ type DeferredRecordPutter interface {
 	// (Append, PutRecord, DeleteRecord, …) has returned. It is visible
 	// to readers at once.
 	PutRecordDeferred(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error)
+	// PutRecordsDeferred puts several records of one tenant as one
+	// write, deferred as PutRecordDeferred: all of them, with the new
+	// Versions in order, or none (ErrConflict if any expectVersion does
+	// not hold; ErrInvalid for a malformed record or the same record
+	// twice).
+	PutRecordsDeferred(ctx context.Context, tenant string, puts []RecordPut) ([]uint64, error)
+}
+
+// RecordPut is one record of PutRecordsDeferred, with PutRecord's
+// expectVersion rule.
+type RecordPut struct {
+	Kind, Key     string
+	Value         []byte
+	ExpectVersion uint64
 }
 
 // CheckRecord returns an error wrapping ErrInvalid for a malformed tenant,

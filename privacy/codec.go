@@ -50,6 +50,7 @@ type Codec struct {
 	// DeferToJournal their deferred-write forms.
 	prep     persistence.RecordStore
 	prepKeys *secrets.SubjectKeys
+	batch    persistence.DeferredRecordPutter // after DeferToJournal: a new customer's records in one write
 }
 
 var (
@@ -88,6 +89,7 @@ func (c *Codec) DeferToJournal(journal persistence.Store) bool {
 	}
 	c.prep = deferredRecords{RecordStore: c.records, d: d}
 	c.prepKeys = secrets.NewSubjectKeys(c.ring, NewKeyStore(c.prep))
+	c.batch = d
 	return true
 }
 
@@ -152,23 +154,28 @@ func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Co
 	if !ok || NormalizeEmail(b.Customer.Email) == "" {
 		return cmd, nil
 	}
-	subject, created, err := c.subjectFor(ctx, c.prep, tenant, b.Customer.Email)
+	subject, created, keyed, err := c.subjectKeyed(ctx, c.prep, c.batch, tenant, b.Customer.Email)
 	if err != nil {
 		return nil, fmt.Errorf("customer pseudonym: %w", err)
 	}
 	// Make sure the subject has a key now, on the caller's goroutine:
 	// creating it is a durable write, which the actor would otherwise
 	// make, one customer after another, inside its group commit. A
-	// pseudonym minted just now has no key to look for.
-	if created {
+	// pseudonym minted just now has no key to look for (and after
+	// DeferToJournal it was written with the index entry, keyed).
+	switch {
+	case keyed:
+	case created:
 		if err := c.prepKeys.Create(ctx, tenant, subject); err != nil {
 			return nil, fmt.Errorf("customer key: %w", err)
 		}
-	} else if _, ok, err := c.store.Get(ctx, tenant, subject); err != nil {
-		return nil, fmt.Errorf("customer key: %w", err)
-	} else if !ok {
-		if _, err := c.prepKeys.SealFor(ctx, tenant, subject, "prepare", nil); err != nil {
+	default:
+		if _, ok, err := c.store.Get(ctx, tenant, subject); err != nil {
 			return nil, fmt.Errorf("customer key: %w", err)
+		} else if !ok {
+			if _, err := c.prepKeys.SealFor(ctx, tenant, subject, "prepare", nil); err != nil {
+				return nil, fmt.Errorf("customer key: %w", err)
+			}
 		}
 	}
 	b.Customer.Subject = subject

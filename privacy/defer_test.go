@@ -3,6 +3,7 @@ package privacy_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -92,5 +93,39 @@ func TestDeferredCustomersSurvivePowerLoss(t *testing.T) {
 				t.Errorf("a returning customer got pseudonym %s after power loss, want %s", rep.Booking.Customer.Subject, subjects["b3"])
 			}
 		})
+	}
+}
+
+// TestDeferredFirstBookingsAgree: many first bookings of one customer at
+// once, through the one-write path, all get the same pseudonym, and it
+// has one key.
+func TestDeferredFirstBookingsAgree(t *testing.T) {
+	st := mustPebble(t, t.TempDir())
+	codec := privacy.NewCodec(mustKeyring(t), st)
+	if !codec.DeferToJournal(st) {
+		t.Fatal("DeferToJournal = false")
+	}
+	const n = 24
+	subjects := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			cmd, err := codec.PrepareCommand(t.Context(), "acme", engine.Book{BookingID: fmt.Sprintf("b%d", i), Customer: alice})
+			if err != nil {
+				t.Errorf("PrepareCommand %d: %v", i, err)
+				return
+			}
+			subjects[i] = cmd.(engine.Book).Customer.Subject
+		})
+	}
+	wg.Wait()
+	for i, s := range subjects {
+		if s == "" || s != subjects[0] {
+			t.Fatalf("subjects %v: booking %d got %q, want one pseudonym for all", subjects, i, s)
+		}
+	}
+	keys, err := st.ListRecords(t.Context(), "acme", privacy.KindSubjectKey, "", "", 0)
+	if err != nil || len(keys) != 1 || keys[0].Key != subjects[0] {
+		t.Fatalf("subject keys %v, %v; want exactly one, for %s", keys, err, subjects[0])
 	}
 }

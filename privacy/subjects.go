@@ -122,31 +122,51 @@ func (c *Codec) Subject(ctx context.Context, tenant, email string) (subject stri
 // index record is created only if absent (in records: c.records, or
 // c.prep's deferred writes), and the loser reads the winner's.
 func (c *Codec) subjectFor(ctx context.Context, records persistence.RecordStore, tenant, email string) (subject string, created bool, err error) {
+	subject, created, _, err = c.subjectKeyed(ctx, records, nil, tenant, email)
+	return subject, created, err
+}
+
+// subjectKeyed is subjectFor that, given batch (a store that puts several
+// records in one write), mints a new pseudonym's index entry and key
+// together, and then reports keyed. Otherwise the key is the caller's
+// business.
+func (c *Codec) subjectKeyed(ctx context.Context, records persistence.RecordStore, batch persistence.DeferredRecordPutter, tenant, email string) (subject string, created, keyed bool, err error) {
 	key, err := c.indexKey(ctx, tenant, email)
 	if err != nil {
-		return "", false, err
+		return "", false, false, err
 	}
 	for range 3 {
 		rec, err := c.records.GetRecord(ctx, tenant, KindSubjectIndex, key)
 		if err == nil {
-			return string(rec.Value), false, nil
+			return string(rec.Value), false, false, nil
 		}
 		if !errors.Is(err, persistence.ErrNotFound) {
-			return "", false, fmt.Errorf("get subject index: %w", err)
+			return "", false, false, fmt.Errorf("get subject index: %w", err)
 		}
 		subject, err := newSubject()
 		if err != nil {
-			return "", false, err
+			return "", false, false, err
 		}
-		_, err = records.PutRecord(ctx, tenant, KindSubjectIndex, key, []byte(subject), 0)
-		if err == nil {
-			return subject, true, nil
+		if batch != nil {
+			wrapped, werr := c.keys.NewWrapped(tenant, subject)
+			if werr != nil {
+				return "", false, false, fmt.Errorf("customer key: %w", werr)
+			}
+			_, err = batch.PutRecordsDeferred(ctx, tenant, []persistence.RecordPut{
+				{Kind: KindSubjectIndex, Key: key, Value: []byte(subject)},
+				{Kind: KindSubjectKey, Key: subject, Value: wrapped},
+			})
+			if err == nil {
+				return subject, true, true, nil
+			}
+		} else if _, err = records.PutRecord(ctx, tenant, KindSubjectIndex, key, []byte(subject), 0); err == nil {
+			return subject, true, false, nil
 		}
 		if !errors.Is(err, persistence.ErrConflict) {
-			return "", false, fmt.Errorf("put subject index: %w", err)
+			return "", false, false, fmt.Errorf("put subject index: %w", err)
 		}
 	}
-	return "", false, fmt.Errorf("subject index: %w", persistence.ErrConflict)
+	return "", false, false, fmt.Errorf("subject index: %w", persistence.ErrConflict)
 }
 
 // unlink deletes the index entry of email if it still names subject, so

@@ -88,7 +88,11 @@ func (s *Store) lockRecords(ctx context.Context, tenant string) (func(), error) 
 
 // PutRecord implements persistence.RecordStore.
 func (s *Store) PutRecord(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error) {
-	return s.putRecord(ctx, tenant, kind, key, value, expectVersion, pebbledb.Sync)
+	v, err := s.putRecords(ctx, tenant, []persistence.RecordPut{{Kind: kind, Key: key, Value: value, ExpectVersion: expectVersion}}, pebbledb.Sync)
+	if err != nil {
+		return 0, err
+	}
+	return v[0], nil
 }
 
 // PutRecordDeferred implements persistence.DeferredRecordPutter: the
@@ -97,47 +101,79 @@ func (s *Store) PutRecord(ctx context.Context, tenant, kind, key string, value [
 // and synced up to a commit's position before that commit returns, so a
 // later synced write (an Append) makes this one durable as well.
 func (s *Store) PutRecordDeferred(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error) {
-	return s.putRecord(ctx, tenant, kind, key, value, expectVersion, pebbledb.NoSync)
+	v, err := s.putRecords(ctx, tenant, []persistence.RecordPut{{Kind: kind, Key: key, Value: value, ExpectVersion: expectVersion}}, pebbledb.NoSync)
+	if err != nil {
+		return 0, err
+	}
+	return v[0], nil
 }
 
-func (s *Store) putRecord(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64, durability *pebbledb.WriteOptions) (uint64, error) {
-	if err := persistence.CheckRecord(tenant, kind, key); err != nil {
-		return 0, fmt.Errorf("put record: %w", err)
+// PutRecordsDeferred implements persistence.DeferredRecordPutter: one
+// batch, committed without an fsync of its own. One commit matters beyond
+// the fsync: Pebble publishes commits in order, so even an unsynced one
+// waits for the synced commits before it.
+func (s *Store) PutRecordsDeferred(ctx context.Context, tenant string, puts []persistence.RecordPut) ([]uint64, error) {
+	return s.putRecords(ctx, tenant, puts, pebbledb.NoSync)
+}
+
+// putRecords checks every put's expected version and writes them all in
+// one batch, or none, holding the tenant's record lock throughout.
+func (s *Store) putRecords(ctx context.Context, tenant string, puts []persistence.RecordPut, durability *pebbledb.WriteOptions) ([]uint64, error) {
+	if len(puts) == 0 {
+		return nil, fmt.Errorf("put records: none: %w", persistence.ErrInvalid)
 	}
-	if err := persistence.CheckRecordValue(value); err != nil {
-		return 0, fmt.Errorf("put record: %w", err)
+	seen := make(map[[2]string]bool, len(puts))
+	for _, p := range puts {
+		if err := persistence.CheckRecord(tenant, p.Kind, p.Key); err != nil {
+			return nil, fmt.Errorf("put record: %w", err)
+		}
+		if err := persistence.CheckRecordValue(p.Value); err != nil {
+			return nil, fmt.Errorf("put record: %w", err)
+		}
+		if seen[[2]string{p.Kind, p.Key}] {
+			return nil, fmt.Errorf("put records %s/%s: the same record twice: %w", tenant, p.Kind, persistence.ErrInvalid)
+		}
+		seen[[2]string{p.Kind, p.Key}] = true
 	}
 	end, err := s.begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("put record: %w", err)
+		return nil, fmt.Errorf("put record: %w", err)
 	}
 	defer end()
 	unlock, err := s.lockRecords(ctx, tenant)
 	if err != nil {
-		return 0, fmt.Errorf("put record: %w", err)
+		return nil, fmt.Errorf("put record: %w", err)
 	}
 	defer unlock()
 
-	k := recordKey(tenant, kind, key)
-	_, stored, err := s.readRecord(k, false)
-	if err != nil {
-		return 0, fmt.Errorf("put record %s/%s: %w", tenant, kind, err)
+	b := s.db.NewBatch()
+	defer b.Close()
+	versions := make([]uint64, len(puts))
+	for i, p := range puts {
+		k := recordKey(tenant, p.Kind, p.Key)
+		_, stored, err := s.readRecord(k, false)
+		if err != nil {
+			return nil, fmt.Errorf("put record %s/%s: %w", tenant, p.Kind, err)
+		}
+		if p.ExpectVersion != persistence.AnyVersion && p.ExpectVersion != stored {
+			return nil, fmt.Errorf("put record %s/%s at version %d, stored %d: %w", tenant, p.Kind, p.ExpectVersion, stored, persistence.ErrConflict)
+		}
+		// Versions stay within a bigint, as in the SQL backend.
+		if stored >= math.MaxInt64 {
+			return nil, fmt.Errorf("put record %s/%s: version overflow: %w", tenant, p.Kind, persistence.ErrInvalid)
+		}
+		versions[i] = stored + 1
+		v := make([]byte, 8, 8+len(p.Value))
+		binary.BigEndian.PutUint64(v, versions[i])
+		v = append(v, p.Value...)
+		if err := b.Set(k, v, nil); err != nil {
+			return nil, fmt.Errorf("put record %s/%s: %w", tenant, p.Kind, err)
+		}
 	}
-	if expectVersion != persistence.AnyVersion && expectVersion != stored {
-		return 0, fmt.Errorf("put record %s/%s at version %d, stored %d: %w", tenant, kind, expectVersion, stored, persistence.ErrConflict)
+	if err := b.Commit(durability); err != nil {
+		return nil, fmt.Errorf("put records %s: %w", tenant, err)
 	}
-	// Versions stay within a bigint, as in the SQL backend.
-	if stored >= math.MaxInt64 {
-		return 0, fmt.Errorf("put record %s/%s: version overflow: %w", tenant, kind, persistence.ErrInvalid)
-	}
-	next := stored + 1
-	v := make([]byte, 8, 8+len(value))
-	binary.BigEndian.PutUint64(v, next)
-	v = append(v, value...)
-	if err := s.db.Set(k, v, durability); err != nil {
-		return 0, fmt.Errorf("put record %s/%s: %w", tenant, kind, err)
-	}
-	return next, nil
+	return versions, nil
 }
 
 // DeleteRecord implements persistence.RecordStore.

@@ -1,6 +1,7 @@
 package pebble_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -249,5 +250,50 @@ func TestDeferredRecordsDurableWithNextAppend(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPutRecordsDeferredAllOrNothing: several records in one write, each
+// with its expected version; one that does not hold writes none.
+func TestPutRecordsDeferredAllOrNothing(t *testing.T) {
+	s, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	if _, err := s.PutRecord(ctx, "t", "subject_key", "taken", []byte("k"), 0); err != nil {
+		t.Fatal(err)
+	}
+	puts := []persistence.RecordPut{
+		{Kind: "subject_index", Key: "h1", Value: []byte("s1"), ExpectVersion: 0},
+		{Kind: "subject_key", Key: "taken", Value: []byte("k2"), ExpectVersion: 0}, // exists: conflict
+	}
+	if _, err := s.PutRecordsDeferred(ctx, "t", puts); !errors.Is(err, persistence.ErrConflict) {
+		t.Fatalf("PutRecordsDeferred with one create of an existing record = %v, want ErrConflict", err)
+	}
+	if _, err := s.GetRecord(ctx, "t", "subject_index", "h1"); !errors.Is(err, persistence.ErrNotFound) {
+		t.Fatalf("after a refused PutRecordsDeferred, the other record = %v, want not found", err)
+	}
+	puts[1] = persistence.RecordPut{Kind: "subject_key", Key: "taken", Value: []byte("k2"), ExpectVersion: 1}
+	got, err := s.PutRecordsDeferred(ctx, "t", puts)
+	if err != nil || len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Fatalf("PutRecordsDeferred = %v, %v; want versions [1 2]", got, err)
+	}
+	for _, p := range puts {
+		if r, err := s.GetRecord(ctx, "t", p.Kind, p.Key); err != nil || string(r.Value) != string(p.Value) {
+			t.Errorf("GetRecord(%s/%s) = %q, %v; want %q", p.Kind, p.Key, r.Value, err, p.Value)
+		}
+	}
+	for name, bad := range map[string][]persistence.RecordPut{
+		"none":     nil,
+		"twice":    {{Kind: "k", Key: "a"}, {Kind: "k", Key: "a"}},
+		"bad kind": {{Kind: "Bad Kind", Key: "a"}},
+		"bad key":  {{Kind: "k", Key: ""}},
+		"too big":  {{Kind: "k", Key: "a", Value: make([]byte, persistence.MaxRecordValue+1)}},
+	} {
+		if _, err := s.PutRecordsDeferred(ctx, "t", bad); !errors.Is(err, persistence.ErrInvalid) {
+			t.Errorf("PutRecordsDeferred(%s) = %v, want ErrInvalid", name, err)
+		}
 	}
 }

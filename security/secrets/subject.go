@@ -58,14 +58,25 @@ func (s *SubjectKeys) Create(ctx context.Context, tenant, subject string) error 
 	return err
 }
 
-// newKey generates a key for (tenant, subject), wraps it and stores it create-only, returning
-// the wrapped key stored after the call.
-func (s *SubjectKeys) newKey(ctx context.Context, tenant, subject string) ([]byte, error) {
+// NewWrapped generates a key for (tenant, subject) and returns it wrapped, as the KeyStore
+// keeps it, without storing it: for a caller that stores it together with other records
+// (package privacy writes a new customer's index entry and key in one write). Stored under the
+// subject in the KeyStore, it is the subject's key.
+func (s *SubjectKeys) NewWrapped(tenant, subject string) ([]byte, error) {
+	if err := checkIDs(tenant, subject, "new"); err != nil {
+		return nil, err
+	}
 	fresh := make([]byte, subjectKID+KeySize)
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, fmt.Errorf("secrets: generate subject key: %w", err)
 	}
-	w, err := s.ring.seal(infoSubjectKey, tenant, subject, fresh)
+	return s.ring.seal(infoSubjectKey, tenant, subject, fresh)
+}
+
+// newKey generates a key for (tenant, subject), wraps it and stores it create-only, returning
+// the wrapped key stored after the call.
+func (s *SubjectKeys) newKey(ctx context.Context, tenant, subject string) ([]byte, error) {
+	w, err := s.NewWrapped(tenant, subject)
 	if err != nil {
 		return nil, err
 	}

@@ -285,3 +285,38 @@ func TestCreateIsCreateOnly(t *testing.T) {
 		t.Fatal("Create with an empty tenant id succeeded")
 	}
 }
+
+// TestNewWrappedStoredIsTheKey: a key from NewWrapped, stored by the caller
+// under the subject, is the one SealFor and OpenFor use.
+func TestNewWrappedStoredIsTheKey(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryKeyStore()
+	sk := NewSubjectKeys(MustKeyring(t, "k1"), store)
+	w, err := sk.NewWrapped("tenant-a", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.Len() != 0 {
+		t.Fatal("NewWrapped stored a key")
+	}
+	if _, err := store.Put(ctx, "tenant-a", "s1", w); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := sk.SealFor(ctx, "tenant-a", "s1", "r", []byte("ada"))
+	if err != nil || store.Len() != 1 {
+		t.Fatalf("SealFor = %v with %d keys stored, want the stored key used", err, store.Len())
+	}
+	if got, err := sk.OpenFor(ctx, "tenant-a", "s1", "r", blob); err != nil || string(got) != "ada" {
+		t.Fatalf("OpenFor = %q, %v", got, err)
+	}
+	// Bound to tenant and subject: stored under another subject it does not unwrap.
+	if _, err := store.Put(ctx, "tenant-a", "s2", w); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sk.SealFor(ctx, "tenant-a", "s2", "r", []byte("x")); err == nil {
+		t.Fatal("a key wrapped for s1 unwrapped as s2's")
+	}
+	if _, err := sk.NewWrapped("", "s"); err == nil {
+		t.Fatal("NewWrapped with an empty tenant succeeded")
+	}
+}
