@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -237,12 +236,13 @@ func TestCommandPreparer(t *testing.T) {
 
 // TestPreparerSkippedForRefusedBook: a Book the engine would refuse as
 // things stand is refused before the preparer runs (it does I/O and makes
-// customer records); one that can succeed is prepared once. Many racing
-// for one slot: exactly one succeeds, and the preparer runs for far fewer
-// than all of them.
+// customer records); one that can succeed is prepared once. Books racing
+// a winner whose append is in flight are refused, after its commit,
+// without being prepared.
 func TestPreparerSkippedForRefusedBook(t *testing.T) {
 	codec := &preparingCodec{}
-	r := mustRegistry(t, actors.Config{Codec: codec})
+	st := newGatedStore()
+	r := mustRegistry(t, actors.Config{Store: st, Codec: codec})
 	mustConfigure(t, r, "salon")
 	start := slotAt(t, "alice", 1, 10)
 	first := bookCut("b1", "alice", start)
@@ -263,30 +263,48 @@ func TestPreparerSkippedForRefusedBook(t *testing.T) {
 		t.Errorf("Do(same booking again) = %+v, %v; want the b1 replayed", rep, err)
 	}
 
+	// Racers that arrive while the winner's append is in flight: their
+	// checks see the winner (applied, not yet durable), wait for its
+	// commit, and are refused without being prepared.
 	free := slotAt(t, "bob", 2, 11)
-	const racers = 200
-	var wg sync.WaitGroup
-	var booked atomic.Int64
+	open := st.close()
+	defer open()
+	winner := make(chan error, 1)
+	go func() {
+		_, err := r.Do(context.Background(), "salon", bookCut("winner", "bob", free))
+		winner <- err
+	}()
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		if w := st.waiting.Load(); w != 1 {
+			return fmt.Errorf("%d appends waiting, want the winner's", w)
+		}
+		return nil
+	})
 	before = codec.prepared.Load()
+	const racers = 50
+	errs := make(chan error, racers)
 	for i := range racers {
-		wg.Go(func() {
+		go func() {
 			_, err := r.Do(context.Background(), "salon", bookCut(fmt.Sprintf("race-%d", i), "bob", free))
-			switch codeOf(err) {
-			case "":
-				booked.Add(1)
-			case engine.CodeSlotTaken, engine.CodeOverloaded:
-			default:
-				t.Errorf("racer %d: %v", i, err)
-			}
-		})
+			errs <- err
+		}()
 	}
-	wg.Wait()
-	if booked.Load() != 1 {
-		t.Fatalf("%d racers booked one slot, want 1", booked.Load())
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		if q := r.MailboxLen("salon"); q != racers {
+			return fmt.Errorf("mailbox holds %d, want the %d racers' checks", q, racers)
+		}
+		return nil
+	})
+	open()
+	if err := <-winner; err != nil {
+		t.Fatalf("winner: %v", err)
 	}
-	if n := codec.prepared.Load() - before; n >= racers {
-		t.Errorf("PrepareCommand ran %d times for %d racers", n, racers)
-	} else {
-		t.Logf("PrepareCommand ran for %d of %d racers", n, racers)
+	for range racers {
+		if err := <-errs; codeOf(err) != engine.CodeSlotTaken {
+			t.Errorf("racer: %v, want slot_taken", err)
+		}
+	}
+	if n := codec.prepared.Load() - before; n != 0 {
+		t.Errorf("PrepareCommand ran %d times for %d racers refused while the winner committed, want 0", n, racers)
 	}
 }
