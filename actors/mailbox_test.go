@@ -80,3 +80,24 @@ func TestMailboxNoLostWakeup(t *testing.T) {
 		t.Fatalf("%d messages left", mb.len())
 	}
 }
+
+// BenchmarkIdleActorMemory reports the heap one idle live tenant actor
+// holds before its state is loaded: go test -run '^$' -bench IdleActorMemory ./actors
+func BenchmarkIdleActorMemory(b *testing.B) {
+	r := NewRegistry(Config{})
+	defer r.Close()
+	const n = 2000
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		as := make([]*actor, n)
+		for i := range as {
+			as[i] = newActor(r, "t")
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/actor")
+		runtime.KeepAlive(as)
+	}
+}
