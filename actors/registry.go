@@ -295,15 +295,29 @@ func (r *Registry) send(tenant string, m *message) error {
 // applying it. A refusal is answered after the commit in flight, like a
 // refused command, so it never rests on a change that is not durable.
 func (r *Registry) check(ctx context.Context, tenant string, cmd engine.Command) (uint64, error) {
-	m := &message{kind: kindCmd, cmd: cmd, check: true, reply: make(chan reply, 1)}
-	if err := r.send(tenant, m); err != nil {
+	rep, err := r.ask(ctx, tenant, &message{kind: kindCmd, cmd: cmd, check: true, reply: make(chan reply, 1)})
+	if err != nil {
 		return 0, err
 	}
+	return rep.seq, rep.err
+}
+
+// ask sends m to the tenant's actor and waits for its reply. The error is
+// send's or ctx's; the actor's answer, refusals included, is in the reply.
+func (r *Registry) ask(ctx context.Context, tenant string, m *message) (reply, error) {
+	if err := r.send(tenant, m); err != nil {
+		return reply{}, err
+	}
+	return await(ctx, m)
+}
+
+// await waits for m's reply, or returns ctx.Err() first.
+func await(ctx context.Context, m *message) (reply, error) {
 	select {
 	case rep := <-m.reply:
-		return rep.seq, rep.err
+		return rep, nil
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return reply{}, ctx.Err()
 	}
 }
 
@@ -360,31 +374,21 @@ func (r *Registry) Do(ctx context.Context, tenant string, cmd engine.Command) (R
 			return Reply{}, err
 		}
 	}
-	m := &message{kind: kindCmd, cmd: cmd, reply: make(chan reply, 1)}
-	if err := r.send(tenant, m); err != nil {
+	rep, err := r.ask(ctx, tenant, &message{kind: kindCmd, cmd: cmd, reply: make(chan reply, 1)})
+	if err != nil {
 		return Reply{}, err
 	}
-	select {
-	case rep := <-m.reply:
-		return Reply{Result: rep.res, Seq: rep.seq}, rep.err
-	case <-ctx.Done():
-		return Reply{}, ctx.Err()
-	}
+	return Reply{Result: rep.res, Seq: rep.seq}, rep.err
 }
 
 // Read runs fn on the tenant's committed state inside its actor and returns
 // fn's error. fn must not keep references into the state.
 func (r *Registry) Read(ctx context.Context, tenant string, fn func(st *engine.State, seq uint64) error) error {
-	m := &message{kind: kindRead, read: fn, reply: make(chan reply, 1)}
-	if err := r.send(tenant, m); err != nil {
+	rep, err := r.ask(ctx, tenant, &message{kind: kindRead, read: fn, reply: make(chan reply, 1)})
+	if err != nil {
 		return err
 	}
-	select {
-	case rep := <-m.reply:
-		return rep.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return rep.err
 }
 
 // SubscribeAvailability streams the availability for q: first a snapshot,
@@ -411,16 +415,15 @@ func (r *Registry) subscribe(ctx context.Context, tenant string, sub *Subscripti
 	if err := r.sendWait(ctx, tenant, m, r.cfg.SubscribeWait); err != nil {
 		return nil, err
 	}
-	select {
-	case rep := <-m.reply:
-		if rep.err != nil {
-			return nil, rep.err
-		}
-		return sub, nil
-	case <-ctx.Done():
+	rep, err := await(ctx, m)
+	if err != nil {
 		sub.Close()
-		return nil, ctx.Err()
+		return nil, err
 	}
+	if rep.err != nil {
+		return nil, rep.err
+	}
+	return sub, nil
 }
 
 // ErrOverloaded reports whether err is the overloaded refusal.
