@@ -89,16 +89,13 @@ type RecordStore interface {
 // store's next durable write — the journal append of the booking it was
 // made for, typically — makes it durable too.
 type DeferredRecordPutter interface {
-	// PutRecordDeferred is PutRecord, except that the write may still be
-	// lost in a crash until a later durable write to the same store
-	// (Append, PutRecord, DeleteRecord, …) has returned. It is visible
-	// to readers at once.
-	PutRecordDeferred(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error)
-	// PutRecordsDeferred puts several records of one tenant as one
-	// write, deferred as PutRecordDeferred: all of them, with the new
-	// Versions in order, or none (ErrConflict if any expectVersion does
-	// not hold; ErrInvalid for a malformed record or the same record
-	// twice).
+	// PutRecordsDeferred puts records of one tenant, with PutRecord's
+	// expectVersion rule, as one write that may still be lost in a crash
+	// until a later durable write to the same store (Append, PutRecord,
+	// DeleteRecord, …) has returned; it is visible to readers at once.
+	// All of them are written, with the new Versions in order, or none
+	// (ErrConflict if any expectVersion does not hold; ErrInvalid for a
+	// malformed record or the same record twice).
 	PutRecordsDeferred(ctx context.Context, tenant string, puts []RecordPut) ([]uint64, error)
 }
 

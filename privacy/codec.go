@@ -100,14 +100,18 @@ func sameStore(a, b any) bool {
 }
 
 // deferredRecords is a RecordStore whose PutRecord is the store's
-// PutRecordDeferred.
+// PutRecordsDeferred, one record at a time.
 type deferredRecords struct {
 	persistence.RecordStore
 	d persistence.DeferredRecordPutter
 }
 
 func (r deferredRecords) PutRecord(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error) {
-	return r.d.PutRecordDeferred(ctx, tenant, kind, key, value, expectVersion)
+	v, err := r.d.PutRecordsDeferred(ctx, tenant, []persistence.RecordPut{{Kind: kind, Key: key, Value: value, ExpectVersion: expectVersion}})
+	if err != nil {
+		return 0, err
+	}
+	return v[0], nil
 }
 
 // Forget deletes the subject's key: every ciphertext sealed for them, in

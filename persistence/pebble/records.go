@@ -95,23 +95,13 @@ func (s *Store) PutRecord(ctx context.Context, tenant, kind, key string, value [
 	return v[0], nil
 }
 
-// PutRecordDeferred implements persistence.DeferredRecordPutter: the
-// record is committed without an fsync of its own. Journal appends and
+// PutRecordsDeferred implements persistence.DeferredRecordPutter: one
+// batch, committed without an fsync of its own. Journal appends and
 // records share Pebble's write-ahead log, which is written in commit order
 // and synced up to a commit's position before that commit returns, so a
-// later synced write (an Append) makes this one durable as well.
-func (s *Store) PutRecordDeferred(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error) {
-	v, err := s.putRecords(ctx, tenant, []persistence.RecordPut{{Kind: kind, Key: key, Value: value, ExpectVersion: expectVersion}}, pebbledb.NoSync)
-	if err != nil {
-		return 0, err
-	}
-	return v[0], nil
-}
-
-// PutRecordsDeferred implements persistence.DeferredRecordPutter: one
-// batch, committed without an fsync of its own. One commit matters beyond
-// the fsync: Pebble publishes commits in order, so even an unsynced one
-// waits for the synced commits before it.
+// later synced write (an Append) makes this one durable as well. One
+// commit matters beyond the fsync: Pebble publishes commits in order, so
+// even an unsynced one waits for the synced commits before it.
 func (s *Store) PutRecordsDeferred(ctx context.Context, tenant string, puts []persistence.RecordPut) ([]uint64, error) {
 	return s.putRecords(ctx, tenant, puts, pebbledb.NoSync)
 }

@@ -164,7 +164,7 @@ func TestRecordsPowerLoss(t *testing.T) {
 }
 
 // TestDeferredRecordsDurableWithNextAppend: records put with
-// PutRecordDeferred, then a synced journal Append (the privacy codec's
+// PutRecordsDeferred, then a synced journal Append (the privacy codec's
 // customer records, then the booking): after a power loss, every record
 // put before an acknowledged Append is there, as that Append is, whatever
 // share of unsynced data the crash keeps.
@@ -192,8 +192,9 @@ func TestDeferredRecordsDurableWithNextAppend(t *testing.T) {
 						}
 						n := head + 1
 						for _, kind := range []string{"subject_index", "subject_key"} {
-							if _, err := s.PutRecordDeferred(t.Context(), tenant, kind, fmt.Sprint(n), fmt.Appendf(nil, "%s/%d", kind, n), 0); err != nil {
-								t.Errorf("PutRecordDeferred(%s, %s, %d) = %v", tenant, kind, n, err)
+							put := []persistence.RecordPut{{Kind: kind, Key: fmt.Sprint(n), Value: fmt.Appendf(nil, "%s/%d", kind, n)}}
+							if _, err := s.PutRecordsDeferred(t.Context(), tenant, put); err != nil {
+								t.Errorf("PutRecordsDeferred(%s, %s, %d) = %v", tenant, kind, n, err)
 								return
 							}
 						}
