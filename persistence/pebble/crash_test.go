@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -186,72 +187,88 @@ func checkRecovered(t *testing.T, s persistence.Store, tenant string, acked uint
 func TestPowerLoss(t *testing.T) {
 	for _, unsynced := range []int{0, 50, 100} {
 		t.Run(fmt.Sprintf("unsynced=%d%%", unsynced), func(t *testing.T) {
-			fs := vfs.NewCrashableMem()
-			s, err := pebble.Open("/db", pebble.Options{FS: fs})
-			if err != nil {
-				t.Fatalf("Open = %v", err)
-			}
-			var mu sync.Mutex // guards acked
-			acked := make(map[string]uint64)
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for _, tenant := range crashTenants() {
-				wg.Go(func() {
-					var head uint64
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						got, err := s.Append(t.Context(), tenant, head, [][]byte{crashEvent(tenant, head+1)})
-						if err != nil {
-							t.Errorf("Append(%q, %d) = %v", tenant, head, err)
-							return
-						}
-						head = got
-						mu.Lock()
-						acked[tenant] = head
-						mu.Unlock()
-					}
-				})
-			}
-			// Crash once every writer has a few acks, while they keep writing.
-			var atCrash map[string]uint64
-			checkFor(t, 30*time.Second, time.Millisecond, func() error {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, tenant := range crashTenants() {
-					if acked[tenant] < 20 {
-						return fmt.Errorf("%s has %d acks", tenant, acked[tenant])
-					}
+			r, atCrash := powerLoss(t, unsynced, 1, func(s *pebble.Store, tenant string, head uint64) (uint64, error) {
+				got, err := s.Append(t.Context(), tenant, head, [][]byte{crashEvent(tenant, head+1)})
+				if err != nil {
+					return 0, fmt.Errorf("Append(%q, %d) = %v", tenant, head, err)
 				}
-				atCrash = make(map[string]uint64, len(acked))
-				for k, v := range acked {
-					atCrash[k] = v
-				}
-				return nil
+				return got, nil
 			})
-			crashed := fs.CrashClone(vfs.CrashCloneCfg{
-				UnsyncedDataPercent: unsynced,
-				RNG:                 rand.New(rand.NewPCG(uint64(unsynced), 1)),
-			})
-			close(stop)
-			wg.Wait()
-			if err := s.Close(); err != nil {
-				t.Fatalf("Close = %v", err)
-			}
-
-			r, err := pebble.Open("/db", pebble.Options{FS: crashed})
-			if err != nil {
-				t.Fatalf("Open after power loss = %v", err)
-			}
-			defer r.Close()
 			for _, tenant := range crashTenants() {
 				checkRecovered(t, r, tenant, atCrash[tenant], crashEvent)
 			}
 		})
 	}
+}
+
+// powerLoss opens a store on a crashable in-memory file system and runs
+// write for every crashTenants tenant, concurrently and over and over:
+// write gets the count its tenant has acknowledged so far and returns the
+// new count. Once every tenant has 20 acknowledged, while they keep
+// writing, the machine loses power: the file system is cloned keeping only
+// what was synced and unsynced% of the rest (seed picks which). It stops
+// the writers, closes the store, and returns the store reopened on the
+// clone (closed at the end of the test) and each tenant's count at the
+// crash.
+func powerLoss(t *testing.T, unsynced int, seed uint64, write func(s *pebble.Store, tenant string, acked uint64) (uint64, error)) (*pebble.Store, map[string]uint64) {
+	t.Helper()
+	fs := vfs.NewCrashableMem()
+	s, err := pebble.Open("/db", pebble.Options{FS: fs})
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	var mu sync.Mutex // guards acked
+	acked := make(map[string]uint64)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, tenant := range crashTenants() {
+		wg.Go(func() {
+			var n uint64
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				got, err := write(s, tenant, n)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n = got
+				mu.Lock()
+				acked[tenant] = n
+				mu.Unlock()
+			}
+		})
+	}
+	var atCrash map[string]uint64
+	checkFor(t, 30*time.Second, time.Millisecond, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, tenant := range crashTenants() {
+			if acked[tenant] < 20 {
+				return fmt.Errorf("%s has %d acks", tenant, acked[tenant])
+			}
+		}
+		atCrash = maps.Clone(acked)
+		return nil
+	})
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{
+		UnsyncedDataPercent: unsynced,
+		RNG:                 rand.New(rand.NewPCG(uint64(unsynced), seed)),
+	})
+	close(stop)
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	r, err := pebble.Open("/db", pebble.Options{FS: crashed})
+	if err != nil {
+		t.Fatalf("Open after power loss = %v", err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r, atCrash
 }
 
 // checkFor polls f every interval until it returns nil, failing t with f's

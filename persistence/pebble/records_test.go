@@ -3,12 +3,8 @@ package pebble_test
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/slotd/slotd/persistence"
 	"github.com/slotd/slotd/persistence/pebble"
@@ -86,69 +82,16 @@ func TestRecordsBesideJournal(t *testing.T) {
 // loses power survives it (the clone of a crashable in-memory file system
 // keeps only what was synced), with its value and version together.
 func TestRecordsPowerLoss(t *testing.T) {
+	value := func(tenant string, v uint64) []byte { return fmt.Appendf(nil, "%s@%d", tenant, v) }
 	for _, unsynced := range []int{0, 50, 100} {
 		t.Run(fmt.Sprintf("unsynced=%d%%", unsynced), func(t *testing.T) {
-			fs := vfs.NewCrashableMem()
-			s, err := pebble.Open("/db", pebble.Options{FS: fs})
-			if err != nil {
-				t.Fatalf("Open = %v", err)
-			}
-			value := func(tenant string, v uint64) []byte { return fmt.Appendf(nil, "%s@%d", tenant, v) }
-			var mu sync.Mutex // guards acked
-			acked := make(map[string]uint64)
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for _, tenant := range crashTenants() {
-				wg.Go(func() {
-					var v uint64
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						got, err := s.PutRecord(t.Context(), tenant, "counter", "n", value(tenant, v+1), v)
-						if err != nil || got != v+1 {
-							t.Errorf("PutRecord(%s, counter, n, %d) = %d, %v; want %d, nil", tenant, v, got, err, v+1)
-							return
-						}
-						v = got
-						mu.Lock()
-						acked[tenant] = v
-						mu.Unlock()
-					}
-				})
-			}
-			var atCrash map[string]uint64
-			checkFor(t, 30*time.Second, time.Millisecond, func() error {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, tenant := range crashTenants() {
-					if acked[tenant] < 20 {
-						return fmt.Errorf("%s has %d acks", tenant, acked[tenant])
-					}
+			r, atCrash := powerLoss(t, unsynced, 2, func(s *pebble.Store, tenant string, v uint64) (uint64, error) {
+				got, err := s.PutRecord(t.Context(), tenant, "counter", "n", value(tenant, v+1), v)
+				if err != nil || got != v+1 {
+					return 0, fmt.Errorf("PutRecord(%s, counter, n, %d) = %d, %v; want %d, nil", tenant, v, got, err, v+1)
 				}
-				atCrash = make(map[string]uint64, len(acked))
-				for k, v := range acked {
-					atCrash[k] = v
-				}
-				return nil
+				return got, nil
 			})
-			crashed := fs.CrashClone(vfs.CrashCloneCfg{
-				UnsyncedDataPercent: unsynced,
-				RNG:                 rand.New(rand.NewPCG(uint64(unsynced), 2)),
-			})
-			close(stop)
-			wg.Wait()
-			if err := s.Close(); err != nil {
-				t.Fatalf("Close = %v", err)
-			}
-
-			r, err := pebble.Open("/db", pebble.Options{FS: crashed})
-			if err != nil {
-				t.Fatalf("Open after power loss = %v", err)
-			}
-			defer r.Close()
 			for _, tenant := range crashTenants() {
 				rec, err := r.GetRecord(t.Context(), tenant, "counter", "n")
 				if err != nil || rec.Version < atCrash[tenant] || string(rec.Value) != string(value(tenant, rec.Version)) {
@@ -170,78 +113,26 @@ func TestRecordsPowerLoss(t *testing.T) {
 // share of unsynced data the crash keeps.
 func TestDeferredRecordsDurableWithNextAppend(t *testing.T) {
 	var _ persistence.DeferredRecordPutter = (*pebble.Store)(nil)
+	kinds := []string{"subject_index", "subject_key"}
 	for _, unsynced := range []int{0, 50, 100} {
 		t.Run(fmt.Sprintf("unsynced=%d%%", unsynced), func(t *testing.T) {
-			fs := vfs.NewCrashableMem()
-			s, err := pebble.Open("/db", pebble.Options{FS: fs})
-			if err != nil {
-				t.Fatalf("Open = %v", err)
-			}
-			var mu sync.Mutex // guards acked
-			acked := make(map[string]uint64)
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for _, tenant := range crashTenants() {
-				wg.Go(func() {
-					var head uint64
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						n := head + 1
-						for _, kind := range []string{"subject_index", "subject_key"} {
-							put := []persistence.RecordPut{{Kind: kind, Key: fmt.Sprint(n), Value: fmt.Appendf(nil, "%s/%d", kind, n)}}
-							if _, err := s.PutRecordsDeferred(t.Context(), tenant, put); err != nil {
-								t.Errorf("PutRecordsDeferred(%s, %s, %d) = %v", tenant, kind, n, err)
-								return
-							}
-						}
-						got, err := s.Append(t.Context(), tenant, head, [][]byte{crashEvent(tenant, n)})
-						if err != nil || got != n {
-							t.Errorf("Append(%s, %d) = %d, %v", tenant, head, got, err)
-							return
-						}
-						head = got
-						mu.Lock()
-						acked[tenant] = head
-						mu.Unlock()
-					}
-				})
-			}
-			var atCrash map[string]uint64
-			checkFor(t, 30*time.Second, time.Millisecond, func() error {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, tenant := range crashTenants() {
-					if acked[tenant] < 20 {
-						return fmt.Errorf("%s has %d acks", tenant, acked[tenant])
+			r, atCrash := powerLoss(t, unsynced, 3, func(s *pebble.Store, tenant string, head uint64) (uint64, error) {
+				n := head + 1
+				for _, kind := range kinds {
+					put := []persistence.RecordPut{{Kind: kind, Key: fmt.Sprint(n), Value: fmt.Appendf(nil, "%s/%d", kind, n)}}
+					if _, err := s.PutRecordsDeferred(t.Context(), tenant, put); err != nil {
+						return 0, fmt.Errorf("PutRecordsDeferred(%s, %s, %d) = %v", tenant, kind, n, err)
 					}
 				}
-				atCrash = make(map[string]uint64, len(acked))
-				for k, v := range acked {
-					atCrash[k] = v
+				got, err := s.Append(t.Context(), tenant, head, [][]byte{crashEvent(tenant, n)})
+				if err != nil || got != n {
+					return 0, fmt.Errorf("Append(%s, %d) = %d, %v", tenant, head, got, err)
 				}
-				return nil
+				return got, nil
 			})
-			crashed := fs.CrashClone(vfs.CrashCloneCfg{
-				UnsyncedDataPercent: unsynced,
-				RNG:                 rand.New(rand.NewPCG(uint64(unsynced), 3)),
-			})
-			close(stop)
-			wg.Wait()
-			if err := s.Close(); err != nil {
-				t.Fatalf("Close = %v", err)
-			}
-			r, err := pebble.Open("/db", pebble.Options{FS: crashed})
-			if err != nil {
-				t.Fatalf("Open after power loss = %v", err)
-			}
-			defer r.Close()
 			for _, tenant := range crashTenants() {
 				for n := uint64(1); n <= atCrash[tenant]; n++ {
-					for _, kind := range []string{"subject_index", "subject_key"} {
+					for _, kind := range kinds {
 						rec, err := r.GetRecord(t.Context(), tenant, kind, fmt.Sprint(n))
 						if err != nil || string(rec.Value) != fmt.Sprintf("%s/%d", kind, n) {
 							t.Fatalf("after power loss, %s record %d of %s (put before acknowledged append %d) = %q, %v",
