@@ -40,8 +40,14 @@ type Codec interface {
 // returns. Package privacy uses it to give each customer their pseudonym
 // (engine.Customer.Subject). Refusals should be *engine.Error; other
 // errors reach the caller as they are.
+//
+// Prepares reports whether PrepareCommand does work (I/O) for cmd. For
+// such a command Do first asks the actor whether the engine would accept
+// it as things stand, and refuses it without preparing it if not: when
+// thousands race for one slot, only those with a chance pay for it.
 type CommandPreparer interface {
 	PrepareCommand(ctx context.Context, tenant string, cmd engine.Command) (engine.Command, error)
+	Prepares(cmd engine.Command) bool
 }
 
 // JSONCodec is the default Codec: the engine's own JSON, unchanged.

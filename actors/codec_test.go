@@ -90,6 +90,11 @@ type preparingCodec struct {
 	prepared atomic.Int64
 }
 
+func (c *preparingCodec) Prepares(cmd engine.Command) bool {
+	_, ok := cmd.(engine.Book)
+	return ok
+}
+
 func (c *preparingCodec) PrepareCommand(_ context.Context, tenant string, cmd engine.Command) (engine.Command, error) {
 	c.prepared.Add(1)
 	b, ok := cmd.(engine.Book)

@@ -359,12 +359,11 @@ func (r *Registry) Do(ctx context.Context, tenant string, cmd engine.Command) (R
 		if err := persistence.CheckTenant(tenant); err != nil {
 			return Reply{}, engine.Errorf(engine.CodeInvalid, "tenant id %q is malformed", tenant)
 		}
-		// A Book the engine would refuse as things stand (the slot is
+		// A command the engine would refuse as things stand (the slot is
 		// taken, the service unknown) is refused before the preparer does
-		// its I/O: when thousands race for one slot, only those with a
-		// chance pay for it, and no customer record is made for a booking
-		// that never was.
-		if _, isBook := cmd.(engine.Book); isBook {
+		// its I/O: no customer record is made for a booking that never
+		// was.
+		if p.Prepares(cmd) {
 			if seq, err := r.check(ctx, tenant, cmd); err != nil {
 				return Reply{Seq: seq}, err
 			}

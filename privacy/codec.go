@@ -150,14 +150,21 @@ func (c *Codec) warm(ctx context.Context, m *memoKeys, tenant string, subjects m
 	return nil
 }
 
+// Prepares implements actors.CommandPreparer: a Book with an email is
+// prepared (its customer's pseudonym and key are looked up or made).
+func (c *Codec) Prepares(cmd engine.Command) bool {
+	b, ok := cmd.(engine.Book)
+	return ok && NormalizeEmail(b.Customer.Email) != ""
+}
+
 // PrepareCommand implements actors.CommandPreparer: a Book's customer gets
 // the pseudonym of their email. A Book without an email is left for the
 // engine to refuse.
 func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Command) (engine.Command, error) {
-	b, ok := cmd.(engine.Book)
-	if !ok || NormalizeEmail(b.Customer.Email) == "" {
+	if !c.Prepares(cmd) {
 		return cmd, nil
 	}
+	b := cmd.(engine.Book)
 	subject, created, keyed, err := c.subjectKeyed(ctx, c.prep, c.batch, tenant, b.Customer.Email)
 	if err != nil {
 		return nil, fmt.Errorf("customer pseudonym: %w", err)
