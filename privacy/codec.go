@@ -45,10 +45,8 @@ type Codec struct {
 	keys    *secrets.SubjectKeys
 	salts   *lru.Cache[string, []byte] // tenant → index salt; salts never change
 
-	// prep and prepKeys are what PrepareCommand writes a new customer's
-	// index entry and key with: records and keys, or after
-	// DeferToJournal their deferred-write forms.
-	prep     persistence.RecordStore
+	// prepKeys is what PrepareCommand creates a missing customer key
+	// with: keys, or after DeferToJournal their deferred-write form.
 	prepKeys *secrets.SubjectKeys
 	batch    persistence.DeferredRecordPutter // after DeferToJournal: a new customer's records in one write
 }
@@ -69,7 +67,7 @@ func NewCodec(ring *secrets.Keyring, records persistence.RecordStore) *Codec {
 	salts, _ := lru.New[string, []byte](saltCacheSize) // fails only for a size <= 0
 	store := NewKeyStore(records)
 	keys := secrets.NewSubjectKeys(ring, store)
-	return &Codec{ring: ring, records: records, store: store, keys: keys, salts: salts, prep: records, prepKeys: keys}
+	return &Codec{ring: ring, records: records, store: store, keys: keys, salts: salts, prepKeys: keys}
 }
 
 // DeferToJournal tells the codec that journal, the store the tenants'
@@ -87,8 +85,7 @@ func (c *Codec) DeferToJournal(journal persistence.Store) bool {
 	if !ok || !sameStore(c.records, journal) {
 		return false
 	}
-	c.prep = deferredRecords{RecordStore: c.records, d: d}
-	c.prepKeys = secrets.NewSubjectKeys(c.ring, NewKeyStore(c.prep))
+	c.prepKeys = secrets.NewSubjectKeys(c.ring, NewKeyStore(deferredRecords{RecordStore: c.records, d: d}))
 	c.batch = d
 	return true
 }
@@ -165,7 +162,7 @@ func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Co
 		return cmd, nil
 	}
 	b := cmd.(engine.Book)
-	subject, created, keyed, err := c.subjectKeyed(ctx, c.prep, c.batch, tenant, b.Customer.Email)
+	subject, created, keyed, err := c.subjectFor(ctx, c.batch, tenant, b.Customer.Email)
 	if err != nil {
 		return nil, fmt.Errorf("customer pseudonym: %w", err)
 	}
@@ -253,7 +250,7 @@ func (c *Codec) open(ctx context.Context, sk *secrets.SubjectKeys, tenant string
 		}
 		return engine.Customer{Name: sc.Name, Email: sc.Email, Phone: sc.Phone, Subject: cu.Subject}, nil
 	case cu.Subject == "" && NormalizeEmail(cu.Email) != "":
-		subject, _, err := c.subjectFor(ctx, c.records, tenant, cu.Email)
+		subject, _, _, err := c.subjectFor(ctx, nil, tenant, cu.Email)
 		if err != nil {
 			return engine.Customer{}, fmt.Errorf("booking %s: customer pseudonym: %w", b.ID, err)
 		}

@@ -119,18 +119,12 @@ func (c *Codec) Subject(ctx context.Context, tenant, email string) (subject stri
 
 // subjectFor returns the customer's pseudonym, giving them one if they
 // have none, and whether it did. Two first bookings at once agree: the
-// index record is created only if absent (in records: c.records, or
-// c.prep's deferred writes), and the loser reads the winner's.
-func (c *Codec) subjectFor(ctx context.Context, records persistence.RecordStore, tenant, email string) (subject string, created bool, err error) {
-	subject, created, _, err = c.subjectKeyed(ctx, records, nil, tenant, email)
-	return subject, created, err
-}
-
-// subjectKeyed is subjectFor that, given batch (a store that puts several
-// records in one write), mints a new pseudonym's index entry and key
-// together, and then reports keyed. Otherwise the key is the caller's
-// business.
-func (c *Codec) subjectKeyed(ctx context.Context, records persistence.RecordStore, batch persistence.DeferredRecordPutter, tenant, email string) (subject string, created, keyed bool, err error) {
+// index record is created only if absent, and the loser reads the
+// winner's. Given batch (c.batch after DeferToJournal), a new pseudonym's
+// index entry and key are written together in one deferred write, and
+// keyed reports it; otherwise only the index entry is written (synced) and
+// the key is the caller's business.
+func (c *Codec) subjectFor(ctx context.Context, batch persistence.DeferredRecordPutter, tenant, email string) (subject string, created, keyed bool, err error) {
 	key, err := c.indexKey(ctx, tenant, email)
 	if err != nil {
 		return "", false, false, err
@@ -159,7 +153,7 @@ func (c *Codec) subjectKeyed(ctx context.Context, records persistence.RecordStor
 			if err == nil {
 				return subject, true, true, nil
 			}
-		} else if _, err = records.PutRecord(ctx, tenant, KindSubjectIndex, key, []byte(subject), 0); err == nil {
+		} else if _, err = c.records.PutRecord(ctx, tenant, KindSubjectIndex, key, []byte(subject), 0); err == nil {
 			return subject, true, false, nil
 		}
 		if !errors.Is(err, persistence.ErrConflict) {
