@@ -65,14 +65,8 @@ func auditKeygen(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("slotd audit keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	name := fs.String("name", "slotd-audit", "key name, shown in signatures")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseSubcommand(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("audit keygen: unexpected arguments %q", fs.Args())
 	}
 	skey, vkey, err := audit.GenerateKey(*name)
 	if err != nil {
@@ -180,14 +174,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseSubcommand(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("audit verify: unexpected arguments %q", fs.Args())
 	}
 	retention, err := parseRetention(*retentionText)
 	if err != nil {

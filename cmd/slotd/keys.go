@@ -67,14 +67,8 @@ func keysGenerate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("slotd keys generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	kid := fs.String("kid", time.Now().UTC().Format("k20060102-150405"), "key id: 1–64 letters, digits, '.', '_' or '-'; unique in the keyring")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseSubcommand(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("keys generate: unexpected arguments %q", fs.Args())
 	}
 	line, err := secrets.GenerateKey(*kid)
 	if err != nil {
@@ -149,14 +143,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseSubcommand(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("keys rotate: unexpected arguments %q", fs.Args())
 	}
 	store, records, log, err := openToolStore(ctx, o, stderr)
 	if err != nil {

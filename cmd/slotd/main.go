@@ -10,8 +10,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"strings"
 	_ "time/tzdata" // zones work on machines without zoneinfo
 )
 
@@ -20,4 +23,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "slotd:", err)
 		os.Exit(1)
 	}
+}
+
+// parseSubcommand parses a subcommand's flags (fs is named "slotd
+// <subcommand>"): help reports that -h printed the usage and the command is
+// done; positional arguments are refused.
+func parseSubcommand(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, err
+	}
+	if fs.NArg() > 0 {
+		return false, fmt.Errorf("%s: unexpected arguments %q", strings.TrimPrefix(fs.Name(), "slotd "), fs.Args())
+	}
+	return false, nil
 }

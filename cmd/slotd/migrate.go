@@ -37,14 +37,8 @@ Flags:
 `, postgres.SchemaVersion)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseSubcommand(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("migrate: unexpected arguments %q", fs.Args())
 	}
 	if *ownerURL == "" {
 		return errors.New("migrate: -database-owner-url (or SLOTD_DATABASE_OWNER_URL) is required")
