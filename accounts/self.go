@@ -53,17 +53,12 @@ func (s *Service) checkPassword(a *accountRecord, pw string) (bool, error) {
 }
 
 func (s *Service) handleChangePassword(w http.ResponseWriter, r *http.Request) {
-	sec, a, err := s.requireSession(r)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
 	var in struct {
 		Current string `json:"current_password"`
 		New     string `json:"new_password"`
 	}
-	if err := decode(w, r, &in); err != nil {
-		s.writeError(w, err)
+	sec, a, ok := s.sessionWithBody(w, r, &in)
+	if !ok {
 		return
 	}
 	ctx, tenant := r.Context(), sec.tenant
@@ -146,16 +141,11 @@ type RecoveryCodesResponse struct {
 }
 
 func (s *Service) handleTOTPVerify(w http.ResponseWriter, r *http.Request) {
-	sec, a, err := s.requireSession(r)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
 	var in struct {
 		Code string `json:"code"`
 	}
-	if err := decode(w, r, &in); err != nil {
-		s.writeError(w, err)
+	sec, a, ok := s.sessionWithBody(w, r, &in)
+	if !ok {
 		return
 	}
 	if len(a.TOTP) > 0 || len(a.TOTPPending) == 0 {
@@ -200,18 +190,13 @@ func (s *Service) secondFactorCheck(r *http.Request, tenant string, a *accountRe
 }
 
 func (s *Service) handleTOTPDisable(w http.ResponseWriter, r *http.Request) {
-	sec, a, err := s.requireSession(r)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
 	var in struct {
 		Password     string `json:"password"`
 		Code         string `json:"code"`
 		RecoveryCode string `json:"recovery_code"`
 	}
-	if err := decode(w, r, &in); err != nil {
-		s.writeError(w, err)
+	sec, a, ok := s.sessionWithBody(w, r, &in)
+	if !ok {
 		return
 	}
 	ctx, tenant := r.Context(), sec.tenant
@@ -268,16 +253,11 @@ func (s *Service) handleTOTPDisable(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleRecoveryCodes(w http.ResponseWriter, r *http.Request) {
-	sec, a, err := s.requireSession(r)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
 	var in struct {
 		Code string `json:"code"`
 	}
-	if err := decode(w, r, &in); err != nil {
-		s.writeError(w, err)
+	sec, a, ok := s.sessionWithBody(w, r, &in)
+	if !ok {
 		return
 	}
 	if len(a.TOTP) == 0 {

@@ -461,6 +461,20 @@ func (s *Service) enableTOTP(ctx context.Context, tenant, id string, secret []by
 // requireSession returns the browser session an authorized route was
 // called with. Routes that change the account itself need one: a bearer
 // token (an OAuth app's, say) may not change its owner's password.
+// sessionWithBody is requireSession, then the JSON body decoded into in;
+// on failure it has written the error and reports false.
+func (s *Service) sessionWithBody(w http.ResponseWriter, r *http.Request, in any) (bearerSecret, accountRecord, bool) {
+	sec, a, err := s.requireSession(r)
+	if err == nil {
+		err = decode(w, r, in)
+	}
+	if err != nil {
+		s.writeError(w, err)
+		return bearerSecret{}, accountRecord{}, false
+	}
+	return sec, a, true
+}
+
 func (s *Service) requireSession(r *http.Request) (bearerSecret, accountRecord, error) {
 	p, ok := gateway.PrincipalFrom(r.Context())
 	sec, has := sessionCookie(r)
