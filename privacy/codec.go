@@ -45,10 +45,7 @@ type Codec struct {
 	keys    *secrets.SubjectKeys
 	salts   *lru.Cache[string, []byte] // tenant → index salt; salts never change
 
-	// prepKeys is what PrepareCommand creates a missing customer key
-	// with: keys, or after DeferToJournal their deferred-write form.
-	prepKeys *secrets.SubjectKeys
-	batch    persistence.DeferredRecordPutter // after DeferToJournal: a new customer's records in one write
+	batch persistence.DeferredRecordPutter // after DeferToJournal: a new customer's records in one write
 }
 
 var (
@@ -67,7 +64,7 @@ func NewCodec(ring *secrets.Keyring, records persistence.RecordStore) *Codec {
 	salts, _ := lru.New[string, []byte](saltCacheSize) // fails only for a size <= 0
 	store := NewKeyStore(records)
 	keys := secrets.NewSubjectKeys(ring, store)
-	return &Codec{ring: ring, records: records, store: store, keys: keys, salts: salts, prepKeys: keys}
+	return &Codec{ring: ring, records: records, store: store, keys: keys, salts: salts}
 }
 
 // DeferToJournal tells the codec that journal, the store the tenants'
@@ -85,7 +82,6 @@ func (c *Codec) DeferToJournal(journal persistence.Store) bool {
 	if !ok || !sameStore(c.records, journal) {
 		return false
 	}
-	c.prepKeys = secrets.NewSubjectKeys(c.ring, NewKeyStore(deferredRecords{RecordStore: c.records, d: d}))
 	c.batch = d
 	return true
 }
@@ -94,21 +90,6 @@ func (c *Codec) DeferToJournal(journal persistence.Store) bool {
 func sameStore(a, b any) bool {
 	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
 	return ta != nil && ta == tb && ta.Comparable() && a == b
-}
-
-// deferredRecords is a RecordStore whose PutRecord is the store's
-// PutRecordsDeferred, one record at a time.
-type deferredRecords struct {
-	persistence.RecordStore
-	d persistence.DeferredRecordPutter
-}
-
-func (r deferredRecords) PutRecord(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error) {
-	v, err := r.d.PutRecordsDeferred(ctx, tenant, []persistence.RecordPut{{Kind: kind, Key: key, Value: value, ExpectVersion: expectVersion}})
-	if err != nil {
-		return 0, err
-	}
-	return v[0], nil
 }
 
 // Forget deletes the subject's key: every ciphertext sealed for them, in
@@ -166,24 +147,18 @@ func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Co
 	if err != nil {
 		return nil, fmt.Errorf("customer pseudonym: %w", err)
 	}
-	// Make sure the subject has a key now, on the caller's goroutine:
-	// creating it is a durable write, which the actor would otherwise
-	// make, one customer after another, inside its group commit. A
-	// pseudonym minted just now has no key to look for (and after
-	// DeferToJournal it was written with the index entry, keyed).
-	switch {
-	case keyed:
-	case created:
-		if err := c.prepKeys.Create(ctx, tenant, subject); err != nil {
+	// A pseudonym minted just now gets its key here, on the caller's
+	// goroutine: creating it is a durable write, which the actor would
+	// otherwise make, one customer after another, inside its group commit
+	// (after DeferToJournal it was written with the index entry, keyed).
+	// A returning customer's key is read by the actor when it seals the
+	// booking, not here as well; in the rare case that it is missing (the
+	// subject was forgotten but not erased, or a crash came between the
+	// index entry and the key on a store without batches) the actor's
+	// seal creates it.
+	if created && !keyed {
+		if err := c.keys.Create(ctx, tenant, subject); err != nil {
 			return nil, fmt.Errorf("customer key: %w", err)
-		}
-	default:
-		if _, ok, err := c.store.Get(ctx, tenant, subject); err != nil {
-			return nil, fmt.Errorf("customer key: %w", err)
-		} else if !ok {
-			if _, err := c.prepKeys.SealFor(ctx, tenant, subject, "prepare", nil); err != nil {
-				return nil, fmt.Errorf("customer key: %w", err)
-			}
 		}
 	}
 	b.Customer.Subject = subject
