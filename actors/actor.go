@@ -602,19 +602,15 @@ func (a *actor) subscribe(x *message) {
 	key := queryKey(sub.Query)
 	g := a.groups[key]
 	if g == nil {
-		slots, err := a.state.Availability(sub.Query, a.reg.cfg.Clock.Now())
+		view, err := engine.NewView(a.state, sub.Query, a.reg.cfg.Clock.Now())
 		if err != nil {
 			x.answer(reply{err: err, seq: a.seq})
 			return
 		}
-		g = &queryGroup{q: sub.Query, last: slotMap(slots), subs: map[uint64]*Subscription{}}
+		g = &queryGroup{view: view, subs: map[uint64]*Subscription{}}
 		a.groups[key] = g
 	}
-	slots := make([]engine.Slot, 0, len(g.last))
-	for _, s := range g.last {
-		slots = append(slots, s)
-	}
-	sortSlots(slots)
+	slots := g.view.Slots()
 	sub.offer(&Update{Kind: UpdateSnapshot, Version: a.seq, Slots: slots})
 	g.subs[sub.ID] = sub
 	a.subs.Add(1)
@@ -646,13 +642,16 @@ func (a *actor) publish(events []engine.Event) {
 			}
 		}
 	}
-	a.refresh()
+	a.refresh(false)
 }
 
 // refresh forgets subscriptions their readers closed, recomputes each
-// query group and sends the differences.
-func (a *actor) refresh() {
+// query group and sends the differences. After a commit (full unset) only
+// the slots the state's changes can touch are recomputed; the periodic
+// refresh (full) recomputes everything, for what time changes.
+func (a *actor) refresh(full bool) {
 	now := a.reg.cfg.Clock.Now()
+	changes := a.state.TakeChanges()
 	for id, s := range a.feeds {
 		if s.closed.Load() {
 			s.end(nil)
@@ -671,7 +670,7 @@ func (a *actor) refresh() {
 			delete(a.groups, key)
 			continue
 		}
-		slots, err := a.state.Availability(g.q, now)
+		up, removed, err := g.view.Update(a.state, now, changes, full)
 		if err != nil { // e.g. the service was removed
 			for id, s := range g.subs {
 				s.end(err)
@@ -681,8 +680,6 @@ func (a *actor) refresh() {
 			delete(a.groups, key)
 			continue
 		}
-		up, removed := diff(g.last, slots)
-		g.last = slotMap(slots)
 		if len(up) == 0 && len(removed) == 0 {
 			continue
 		}
@@ -740,7 +737,7 @@ func (a *actor) tick() error {
 		}
 	}
 	if !a.nextRefresh.IsZero() && !a.nextRefresh.After(now) {
-		a.refresh()
+		a.refresh(true)
 		a.nextRefresh = time.Time{}
 		if len(a.groups) > 0 || len(a.feeds) > 0 {
 			a.nextRefresh = now.Add(a.reg.cfg.RefreshEvery)
@@ -798,8 +795,4 @@ func (a *actor) snapshot() {
 		return
 	}
 	a.snapSeq = a.seq
-}
-
-func sortSlots(s []engine.Slot) {
-	sortSlice(s, func(a, b engine.Slot) bool { return a.Start.Before(b.Start) })
 }

@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -429,8 +428,4 @@ func (r *Registry) subscribe(ctx context.Context, tenant string, sub *Subscripti
 func ErrOverloaded(err error) bool {
 	var ee *engine.Error
 	return errors.As(err, &ee) && ee.Code == engine.CodeOverloaded
-}
-
-func sortSlice[T any](s []T, less func(a, b T) bool) {
-	sort.Slice(s, func(i, j int) bool { return less(s[i], s[j]) })
 }

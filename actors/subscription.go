@@ -2,7 +2,6 @@ package actors
 
 import (
 	"errors"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,43 +134,10 @@ func (s *Subscription) offer(u *Update) bool {
 // queryGroup is the subscribers sharing one availability query: the
 // availability is computed once per change for all of them.
 type queryGroup struct {
-	q    engine.AvailabilityQuery
-	last map[int64]engine.Slot
+	view *engine.View
 	subs map[uint64]*Subscription
 }
 
 func queryKey(q engine.AvailabilityQuery) string {
 	return q.ServiceID + "\x00" + q.ResourceID + "\x00" + q.From + "\x00" + q.To + "\x00" + q.TimeZone
-}
-
-func slotMap(slots []engine.Slot) map[int64]engine.Slot {
-	m := make(map[int64]engine.Slot, len(slots))
-	for _, s := range slots {
-		m[s.Start.UnixNano()] = s
-	}
-	return m
-}
-
-// diff returns what changed from old to cur: upserted sorted by start,
-// removed sorted.
-func diff(old map[int64]engine.Slot, cur []engine.Slot) (up []engine.Slot, removed []time.Time) {
-	seen := make(map[int64]bool, len(cur))
-	for _, s := range cur {
-		k := s.Start.UnixNano()
-		seen[k] = true
-		if o, ok := old[k]; !ok || !o.Equal(s) {
-			up = append(up, s)
-		}
-	}
-	for k, s := range old {
-		if !seen[k] {
-			removed = append(removed, s.Start)
-		}
-	}
-	sortTimes(removed)
-	return up, removed
-}
-
-func sortTimes(ts []time.Time) {
-	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
 }

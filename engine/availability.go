@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -91,19 +92,30 @@ func (s *State) Availability(q AvailabilityQuery, now time.Time) ([]Slot, error)
 	if err != nil {
 		return nil, err
 	}
+	return s.availability(q, now, loc, span), nil
+}
+
+// availability is Availability for a valid query, limited to the slots
+// starting in win (within the query's span). Slots are on the grid of each
+// opening interval, whatever win is, so a slot computed over a part of the
+// span is the slot computed over all of it.
+func (s *State) availability(q AvailabilityQuery, now time.Time, loc *time.Location, win Interval) []Slot {
 	now = now.UTC().Truncate(time.Microsecond) // the same now Decide uses
 	svc := s.cfg.services[q.ServiceID]
 	ids := svc.resources
 	if q.ResourceID != "" {
 		ids = []string{q.ResourceID}
 	}
-	earliest := maxTime(span.Start, now.Add(svc.notice))
-	latest := minTime(span.End, now.Add(svc.horizon).Add(time.Nanosecond))
+	earliest := maxTime(win.Start, now.Add(svc.notice))
+	latest := minTime(win.End, now.Add(svc.horizon).Add(time.Nanosecond))
+	if !earliest.Before(latest) {
+		return nil
+	}
 	byStart := map[int64]*Slot{}
 	for _, id := range ids {
 		r := s.cfg.resources[id]
-		first := DateOf(span.Start, r.loc).AddDays(-1)
-		last := DateOf(span.End, r.loc).AddDays(1)
+		first := DateOf(earliest, r.loc).AddDays(-1)
+		last := DateOf(latest, r.loc).AddDays(1)
 		for d := first; !last.Before(d); d = d.AddDays(1) {
 			for _, iv := range s.cfg.openOn(r, d) {
 				t := iv.Start
@@ -128,11 +140,18 @@ func (s *State) Availability(q AvailabilityQuery, now time.Time) ([]Slot, error)
 			}
 		}
 	}
-	out := make([]Slot, 0, len(byStart))
-	for _, sl := range byStart {
-		sort.Strings(sl.Resources)
-		out = append(out, *sl)
+	keys := make([]int64, 0, len(byStart))
+	for k := range byStart {
+		keys = append(keys, k)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
-	return out, nil
+	slices.Sort(keys)
+	out := make([]Slot, len(keys))
+	for i, k := range keys {
+		sl := byStart[k]
+		if len(ids) > 1 {
+			sort.Strings(sl.Resources)
+		}
+		out[i] = *sl
+	}
+	return out
 }

@@ -74,6 +74,9 @@ type sim struct {
 	removed  []engine.Resource // resources taken out of the configuration
 	erased   map[string]bool   // subjects erased
 	failed   bool
+
+	views  map[string]*engine.View // kept up to date from the state's Changes
+	viewsR *rand.Rand              // their queries' randomness, apart from r's
 }
 
 type keyedCmd struct {
@@ -123,15 +126,18 @@ func runSequence(t *testing.T, seed uint64, steps int) bool {
 	t.Helper()
 	m := &sim{t: t, seed: seed, r: rand.New(rand.NewPCG(seed, 0x510d)), s: engine.NewState("prop"),
 		bookings: map[string]engine.Booking{}, holds: map[string]engine.Hold{}, busy: map[string]map[string][]engine.Interval{},
-		erased: map[string]bool{}}
+		erased: map[string]bool{}, views: map[string]*engine.View{}, viewsR: rand.New(rand.NewPCG(seed, 0x71e3))}
 	m.now = pick(m.r, propStarts).Add(time.Duration(m.r.IntN(24*60)) * time.Minute)
 	m.mustApply(engine.Configure{Config: m.genConfig()})
+	m.checkViews(true)
 	for range steps {
 		m.step()
+		m.checkViews(false)
 		m.checkModel()
 		m.checkCapacity()
 		m.checkAvailability()
 		m.advance()
+		m.checkViews(true) // as an actor's periodic refresh does, for what time changed
 	}
 	m.checkReplayAndRestore()
 	return !m.failed
@@ -751,6 +757,75 @@ func (m *sim) advance() {
 		m.now = m.now.Add(time.Duration(2+m.r.IntN(22)) * time.Hour)
 	default:
 		m.now = m.now.Add(time.Duration(m.r.Int64N(int64(time.Second)))) // sub-second, sub-microsecond
+	}
+}
+
+// checkViews brings every view up to date (full: recomputing everything,
+// otherwise only what the state's Changes say changed) and checks that each
+// then shows exactly what Availability shows, and that the delta Update
+// returned turns the view's earlier slots into its new ones, as it does
+// for a subscriber. Each service has a view over any resource and one over
+// its first resource, made when first seen and dropped when its query goes
+// invalid.
+func (m *sim) checkViews(full bool) {
+	m.t.Helper()
+	changes := m.s.TakeChanges()
+	for _, svc := range m.config().Services {
+		// Any resource, and the service's first: more views cost time
+		// (the race detector's above all) and exercise the same code.
+		for _, res := range []string{"", svc.Resources[0]} {
+			key := svc.ID + "/" + res
+			v := m.views[key]
+			if v == nil {
+				zone := pick(m.viewsR, propZones)
+				from := engine.DateOf(m.now, propLocs[zone]).AddDays(-1)
+				q := engine.AvailabilityQuery{ServiceID: svc.ID, ResourceID: res, From: from.String(), To: from.AddDays(2 + m.viewsR.IntN(4)).String(), TimeZone: zone}
+				var err error
+				if v, err = engine.NewView(m.s, q, m.now); err != nil {
+					m.fatalf("NewView(%+v) = %v", q, err)
+				}
+				m.views[key] = v
+				continue
+			}
+			before := map[int64]engine.Slot{}
+			for _, sl := range v.Slots() {
+				before[sl.Start.UnixNano()] = sl
+			}
+			up, removed, err := v.Update(m.s, m.now, changes, full)
+			if err != nil {
+				m.fatalf("view %s: Update = %v", key, err)
+			}
+			for _, sl := range up {
+				before[sl.Start.UnixNano()] = sl
+			}
+			for _, t := range removed {
+				delete(before, t.UnixNano())
+			}
+			got := v.Slots()
+			want := got // a full update is Availability itself
+			if !full {
+				if want, err = m.s.Availability(v.Query(), m.now); err != nil {
+					m.fatalf("Availability(%+v) = %v", v.Query(), err)
+				}
+			}
+			if !slices.EqualFunc(got, want, engine.Slot.Equal) {
+				m.fatalf("view %s (full %v, changes %+v) shows %d slots, Availability %d:\n got %v\nwant %v", key, full, changes, len(got), len(want), got, want)
+			}
+			if len(before) != len(want) {
+				m.fatalf("view %s: its delta (%d up, %d removed) leaves a subscriber with %d slots, want %d", key, len(up), len(removed), len(before), len(want))
+			}
+			for _, w := range want {
+				if b, ok := before[w.Start.UnixNano()]; !ok || !b.Equal(w) {
+					m.fatalf("view %s: its delta leaves a subscriber with %+v at %s, want %+v", key, b, w.Start, w)
+				}
+			}
+		}
+	}
+	// Views of services or resources gone from the configuration.
+	for key, v := range m.views {
+		if _, err := m.s.Availability(v.Query(), m.now); err != nil {
+			delete(m.views, key)
+		}
 	}
 }
 

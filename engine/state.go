@@ -17,6 +17,12 @@ type State struct {
 	idem     map[string]IdemRecord
 	erased   map[string]bool           // data subjects erased (EraseSubject)
 	zones    map[string]*time.Location // viewer zones seen in queries; a cache
+
+	// What evolve changed since TakeChanges (changes.go); until the first
+	// TakeChanges nothing is tracked and everything counts as changed.
+	tracking   bool
+	changedAll bool
+	changed    []resourceBlock
 }
 
 // maxZoneCache bounds State.zones.
@@ -164,6 +170,7 @@ func (s *State) evolve(e Event) error {
 		if e.Config == nil {
 			return fmt.Errorf("missing config")
 		}
+		s.touchedAll()
 		return s.setConfig(*e.Config)
 	case EvResourceUpserted, EvServiceUpserted, EvOverrideSet:
 		if s.cfg == nil {
@@ -173,6 +180,7 @@ func (s *State) evolve(e Event) error {
 		if err != nil {
 			return err
 		}
+		s.touchedAll()
 		return s.setConfig(cfg)
 	case EvHoldPlaced:
 		h := e.Hold
@@ -186,6 +194,7 @@ func (s *State) evolve(e Event) error {
 		hc := *h
 		s.holds[h.ID] = &hc
 		r.occ.add(occ{start: h.BlockStart, end: h.BlockEnd, id: h.ID, hold: true, expires: h.ExpiresAt})
+		s.touched(h.ResourceID, Interval{h.BlockStart, h.BlockEnd})
 	case EvHoldReleased, EvHoldExpired:
 		s.dropHold(e.HoldID)
 	case EvBookingConfirmed:
@@ -203,6 +212,7 @@ func (s *State) evolve(e Event) error {
 		bc := *b
 		s.bookings[b.ID] = &bc
 		r.occ.add(occ{start: b.BlockStart, end: b.BlockEnd, id: b.ID})
+		s.touched(b.ResourceID, Interval{b.BlockStart, b.BlockEnd})
 	case EvBookingCancelled:
 		b := s.bookings[e.BookingID]
 		if b == nil {
@@ -212,6 +222,7 @@ func (s *State) evolve(e Event) error {
 			if r := s.resource(b.ResourceID); r != nil {
 				r.occ.remove(b.ID, b.BlockStart)
 			}
+			s.touched(b.ResourceID, Interval{b.BlockStart, b.BlockEnd})
 		}
 		b.Status = StatusCancelled
 		b.CancelReason = e.Reason
@@ -229,9 +240,11 @@ func (s *State) evolve(e Event) error {
 		if or := s.resource(old.ResourceID); or != nil {
 			or.occ.remove(old.ID, old.BlockStart)
 		}
+		s.touched(old.ResourceID, Interval{old.BlockStart, old.BlockEnd})
 		bc := *nb
 		s.bookings[nb.ID] = &bc
 		r.occ.add(occ{start: nb.BlockStart, end: nb.BlockEnd, id: nb.ID})
+		s.touched(nb.ResourceID, Interval{nb.BlockStart, nb.BlockEnd})
 	case EvSubjectErased:
 		if e.Subject == "" {
 			return fmt.Errorf("missing subject")
@@ -262,6 +275,7 @@ func (s *State) evolve(e Event) error {
 		if r == nil {
 			return fmt.Errorf("unknown resource %q", e.Busy.ResourceID)
 		}
+		s.touchedAll() // busy imports are rare and may span months
 		if len(e.Busy.Blocks) == 0 {
 			delete(r.busy, e.Busy.Source)
 		} else {
@@ -289,6 +303,7 @@ func (s *State) dropHold(id string) {
 	if r := s.resource(h.ResourceID); r != nil {
 		r.occ.remove(h.ID, h.BlockStart)
 	}
+	s.touched(h.ResourceID, Interval{h.BlockStart, h.BlockEnd})
 }
 
 // setConfig installs a configuration, carrying each surviving resource's
