@@ -105,6 +105,12 @@ type RecordPut struct {
 	Kind, Key     string
 	Value         []byte
 	ExpectVersion uint64
+	// Unique, with ExpectVersion 0, says that the caller made Key unique
+	// (128 random bits, say: a pseudonym minted just now), so no record
+	// can exist under it: the store may then skip the read that
+	// create-only otherwise costs and write version 1. A store may also
+	// ignore it and read.
+	Unique bool
 }
 
 // CheckRecord returns an error wrapping ErrInvalid for a malformed tenant,

@@ -43,7 +43,8 @@ type Codec struct {
 	records persistence.RecordStore
 	store   *KeyStore
 	keys    *secrets.SubjectKeys
-	salts   *lru.Cache[string, []byte] // tenant → index salt; salts never change
+	salts   *lru.Cache[string, []byte]    // tenant → index salt; salts never change
+	minted  *lru.Cache[[2]string, []byte] // (tenant, subject) → key just created by PrepareCommand, wrapped
 
 	batch persistence.DeferredRecordPutter // after DeferToJournal: a new customer's records in one write
 }
@@ -56,15 +57,22 @@ var (
 // saltCacheSize bounds the tenants whose index salt is kept in memory.
 const saltCacheSize = 16384
 
+// mintedCacheSize bounds the keys PrepareCommand hands to the seal of the
+// same booking. One is left over only when its booking is refused after
+// preparing (a racer in a rush); the seal of a key that was pushed out
+// reads it from the store instead.
+const mintedCacheSize = 4096
+
 // NewCodec returns a Codec that wraps subject keys with ring and keeps
 // them, the email index and the index salts in records. records should be
 // a store whose backups expire within the erasure deadline: it may be the
 // main store, or better one of its own (package documentation).
 func NewCodec(ring *secrets.Keyring, records persistence.RecordStore) *Codec {
 	salts, _ := lru.New[string, []byte](saltCacheSize) // fails only for a size <= 0
+	minted, _ := lru.New[[2]string, []byte](mintedCacheSize)
 	store := NewKeyStore(records)
 	keys := secrets.NewSubjectKeys(ring, store)
-	return &Codec{ring: ring, records: records, store: store, keys: keys, salts: salts}
+	return &Codec{ring: ring, records: records, store: store, keys: keys, salts: salts, minted: minted}
 }
 
 // DeferToJournal tells the codec that journal, the store the tenants'
@@ -95,6 +103,7 @@ func sameStore(a, b any) bool {
 // Forget deletes the subject's key: every ciphertext sealed for them, in
 // journals, snapshots and backups, can never be opened again.
 func (c *Codec) Forget(ctx context.Context, tenant, subject string) error {
+	c.minted.Remove([2]string{tenant, subject})
 	return c.keys.Forget(ctx, tenant, subject)
 }
 
@@ -150,13 +159,17 @@ func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Co
 	// A pseudonym minted just now gets its key here, on the caller's
 	// goroutine: creating it is a durable write, which the actor would
 	// otherwise make, one customer after another, inside its group commit
-	// (after DeferToJournal it was written with the index entry, keyed).
+	// (after DeferToJournal it was written with the index entry, keyed,
+	// and is handed to the actor's seal so that it need not read it back).
 	// A returning customer's key is read by the actor when it seals the
 	// booking, not here as well; in the rare case that it is missing (the
 	// subject was forgotten but not erased, or a crash came between the
 	// index entry and the key on a store without batches) the actor's
 	// seal creates it.
-	if created && !keyed {
+	switch {
+	case keyed != nil:
+		c.minted.Add([2]string{tenant, subject}, keyed)
+	case created:
 		if err := c.keys.Create(ctx, tenant, subject); err != nil {
 			return nil, fmt.Errorf("customer key: %w", err)
 		}
@@ -242,7 +255,14 @@ func (c *Codec) EncodeEvents(ctx context.Context, tenant string, events []engine
 	subjects := map[string]bool{}
 	for _, e := range events {
 		if e.Booking != nil && e.Booking.Customer.Subject != "" && !e.Booking.Customer.Erased {
-			subjects[e.Booking.Customer.Subject] = true
+			s := e.Booking.Customer.Subject
+			// A key PrepareCommand just made is known without a read.
+			if w, ok := c.minted.Peek([2]string{tenant, s}); ok {
+				c.minted.Remove([2]string{tenant, s})
+				m.remember(tenant, s, w)
+				continue
+			}
+			subjects[s] = true
 		}
 	}
 	if err := c.warm(ctx, m, tenant, subjects); err != nil {

@@ -1,14 +1,17 @@
 package privacy_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/slotd/slotd/engine"
+	"github.com/slotd/slotd/persistence"
 	"github.com/slotd/slotd/persistence/memstore"
 	"github.com/slotd/slotd/persistence/pebble"
 	"github.com/slotd/slotd/privacy"
@@ -127,5 +130,87 @@ func TestDeferredFirstBookingsAgree(t *testing.T) {
 	keys, err := st.ListRecords(t.Context(), "acme", privacy.KindSubjectKey, "", "", 0)
 	if err != nil || len(keys) != 1 || keys[0].Key != subjects[0] {
 		t.Fatalf("subject keys %v, %v; want exactly one, for %s", keys, err, subjects[0])
+	}
+}
+
+// keyCountingStore counts the subject key reads that reach the store.
+type keyCountingStore struct {
+	*pebble.Store
+	keyGets atomic.Int64
+}
+
+func (s *keyCountingStore) GetRecord(ctx context.Context, tenant, kind, key string) (persistence.Record, error) {
+	if kind == privacy.KindSubjectKey {
+		s.keyGets.Add(1)
+	}
+	return s.Store.GetRecord(ctx, tenant, kind, key)
+}
+
+// TestMintedKeySealedWithoutARead: a new customer's key, made while
+// preparing their booking, is handed to the seal of that booking, which
+// then reads no key from the store; a returning customer's key is read.
+// Forgetting the subject in between drops the handed-over key.
+func TestMintedKeySealedWithoutARead(t *testing.T) {
+	ctx := t.Context()
+	st := &keyCountingStore{Store: mustPebble(t, t.TempDir())}
+	codec := privacy.NewCodec(mustKeyring(t), st)
+	if !codec.DeferToJournal(st) {
+		t.Fatal("DeferToJournal = false")
+	}
+	prepare := func(id string, c engine.Customer) engine.Customer {
+		t.Helper()
+		cmd, err := codec.PrepareCommand(ctx, "acme", engine.Book{BookingID: id, Customer: c})
+		if err != nil {
+			t.Fatalf("PrepareCommand(%s) = %v", id, err)
+		}
+		return cmd.(engine.Book).Customer
+	}
+	roundTrip := func(id string, c engine.Customer) engine.Customer {
+		t.Helper()
+		enc, err := codec.EncodeEvents(ctx, "acme", []engine.Event{bookingEvent(id, c)})
+		if err != nil {
+			t.Fatalf("EncodeEvents(%s) = %v", id, err)
+		}
+		dec, err := codec.DecodeEvents(ctx, "acme", enc)
+		if err != nil {
+			t.Fatalf("DecodeEvents(%s) = %v", id, err)
+		}
+		return dec[0].Booking.Customer
+	}
+
+	first := prepare("b1", alice)
+	if _, err := codec.EncodeEvents(ctx, "acme", []engine.Event{bookingEvent("b1", first)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.keyGets.Load(); n != 0 {
+		t.Errorf("sealing a new customer's booking read %d subject keys from the store, want 0", n)
+	}
+	if got := roundTrip("b1", first); got.Name != alice.Name || got.Email != alice.Email || got.Erased {
+		t.Errorf("new customer opened as %+v, want %s", got, alice.Name)
+	}
+
+	st.keyGets.Store(0)
+	again := prepare("b2", alice)
+	if again.Subject != first.Subject {
+		t.Fatalf("returning customer got pseudonym %s, want %s", again.Subject, first.Subject)
+	}
+	if _, err := codec.EncodeEvents(ctx, "acme", []engine.Event{bookingEvent("b2", again)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.keyGets.Load(); n != 1 {
+		t.Errorf("sealing a returning customer's booking read %d subject keys, want 1", n)
+	}
+
+	bob := engine.Customer{Name: "Bob", Email: "bob@example.com"}
+	b := prepare("b3", bob)
+	if err := codec.Forget(ctx, "acme", b.Subject); err != nil {
+		t.Fatal(err)
+	}
+	st.keyGets.Store(0)
+	if _, err := codec.EncodeEvents(ctx, "acme", []engine.Event{bookingEvent("b3", b)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.keyGets.Load(); n != 1 {
+		t.Errorf("sealing for a subject forgotten after preparing read %d subject keys, want 1 (the handed-over key dropped)", n)
 	}
 }

@@ -141,9 +141,11 @@ func (s *Store) putRecords(ctx context.Context, tenant string, puts []persistenc
 	versions := make([]uint64, len(puts))
 	for i, p := range puts {
 		k := recordKey(tenant, p.Kind, p.Key)
-		_, stored, err := s.readRecord(k, false)
-		if err != nil {
-			return nil, fmt.Errorf("put record %s/%s: %w", tenant, p.Kind, err)
+		var stored uint64
+		if !p.Unique || p.ExpectVersion != 0 {
+			if _, stored, err = s.readRecord(k, false); err != nil {
+				return nil, fmt.Errorf("put record %s/%s: %w", tenant, p.Kind, err)
+			}
 		}
 		if p.ExpectVersion != persistence.AnyVersion && p.ExpectVersion != stored {
 			return nil, fmt.Errorf("put record %s/%s at version %d, stored %d: %w", tenant, p.Kind, p.ExpectVersion, stored, persistence.ErrConflict)

@@ -177,6 +177,25 @@ func TestPutRecordsDeferredAllOrNothing(t *testing.T) {
 			t.Errorf("GetRecord(%s/%s) = %q, %v; want %q", p.Kind, p.Key, r.Value, err, p.Value)
 		}
 	}
+	// A Unique put skips create-only's read: it is written at version 1,
+	// beside a create-only put that still conflicts when its record exists.
+	uniq := []persistence.RecordPut{
+		{Kind: "subject_index", Key: "h2", Value: []byte("s2")},
+		{Kind: "subject_key", Key: "s2", Value: []byte("k3"), Unique: true},
+	}
+	if got, err := s.PutRecordsDeferred(ctx, "t", uniq); err != nil || len(got) != 2 || got[0] != 1 || got[1] != 1 {
+		t.Fatalf("PutRecordsDeferred(unique) = %v, %v; want versions [1 1]", got, err)
+	}
+	if r, err := s.GetRecord(ctx, "t", "subject_key", "s2"); err != nil || string(r.Value) != "k3" || r.Version != 1 {
+		t.Fatalf("GetRecord(subject_key/s2) = %+v, %v; want k3 at version 1", r, err)
+	}
+	uniq[1].Key = "s3"
+	if _, err := s.PutRecordsDeferred(ctx, "t", uniq); !errors.Is(err, persistence.ErrConflict) {
+		t.Fatalf("PutRecordsDeferred with an existing create-only record beside a unique one = %v, want ErrConflict", err)
+	}
+	if _, err := s.GetRecord(ctx, "t", "subject_key", "s3"); !errors.Is(err, persistence.ErrNotFound) {
+		t.Fatalf("after a refused PutRecordsDeferred, its unique record = %v, want not found", err)
+	}
 	for name, bad := range map[string][]persistence.RecordPut{
 		"none":     nil,
 		"twice":    {{Kind: "k", Key: "a"}, {Kind: "k", Key: "a"}},
