@@ -66,6 +66,45 @@ func BenchmarkAvailabilityWeek50x5000(b *testing.B) {
 	b.ReportMetric(float64(len(slots)), "slots")
 }
 
+// BenchmarkViewAfterBookCancel is what a subscriber's availability costs
+// per change: a booking (or its cancellation) on the clinic of
+// AvailabilityWeek50x5000, then the week's View brought up to date from
+// the state's Changes, which recomputes only the slots the booking can
+// touch. Compare with AvailabilityWeek50x5000, the cost of recomputing
+// the week, which a refresh paid for every change before Views.
+func BenchmarkViewAfterBookCancel(b *testing.B) {
+	s, _ := benchTenant(b, 50, 5000, 14)
+	q := engine.AvailabilityQuery{ServiceID: "visit", From: "2026-06-01", To: "2026-06-08", TimeZone: "Europe/Rome"}
+	v, err := engine.NewView(s, q, benchMonday)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.TakeChanges()
+	free, err := s.Availability(engine.AvailabilityQuery{ServiceID: "visit", ResourceID: "r00", From: "2026-06-03", To: "2026-06-04", TimeZone: "Europe/Rome"}, benchMonday)
+	if err != nil || len(free) == 0 {
+		b.Fatalf("no free slot for r00 on 2026-06-03: %v", err)
+	}
+	start := free[len(free)/2].Start
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		id := fmt.Sprintf("bench-view-%d", n/2)
+		var cmd engine.Command = book(id, "visit", "r00", start)
+		if n%2 == 1 {
+			cmd = engine.Cancel{BookingID: id}
+		}
+		if _, err := engine.Apply(s, cmd, benchMonday); err != nil {
+			b.Fatal(err)
+		}
+		n++
+		up, removed, err := v.Update(s, benchMonday, s.TakeChanges(), false)
+		if err != nil || len(up)+len(removed) == 0 {
+			b.Fatalf("Update = %d up, %d removed, %v; want a change", len(up), len(removed), err)
+		}
+	}
+	b.ReportMetric(float64(v.Len()), "slots")
+}
+
 func BenchmarkApplyBook(b *testing.B) {
 	const nres = 50
 	fresh := func() *engine.State { s, _ := benchTenant(b, nres, 5000, 14); return s }
