@@ -208,3 +208,111 @@ func TestPutRecordsDeferredAllOrNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingRecords: records put with PutRecordsDeferred are pending —
+// read at once, checked by later puts, in no commit of their own — until
+// the tenant's next Append carries them, or another record operation of
+// the tenant, too many of them, or Close writes them out.
+func TestPendingRecords(t *testing.T) {
+	dir := t.TempDir()
+	s, err := pebble.Open(dir, pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	put := func(tenant, key, value string) error {
+		_, err := s.PutRecordsDeferred(ctx, tenant, []persistence.RecordPut{{Kind: "subject_index", Key: key, Value: []byte(value)}})
+		return err
+	}
+	get := func(tenant, key string) string {
+		t.Helper()
+		r, err := s.GetRecord(ctx, tenant, "subject_index", key)
+		if errors.Is(err, persistence.ErrNotFound) {
+			return "<none>"
+		}
+		if err != nil {
+			t.Fatalf("GetRecord(%s, %s) = %v", tenant, key, err)
+		}
+		return fmt.Sprintf("%s@%d", r.Value, r.Version)
+	}
+	if err := put("a", "h1", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.PendingForTest("a"); n != 1 {
+		t.Fatalf("pending after PutRecordsDeferred = %d, want 1", n)
+	}
+	if got := get("a", "h1"); got != "s1@1" {
+		t.Fatalf("pending record reads %s, want s1@1", got)
+	}
+	if err := put("a", "h1", "s2"); !errors.Is(err, persistence.ErrConflict) {
+		t.Fatalf("create-only put over a pending record = %v, want ErrConflict", err)
+	}
+	// Another tenant's append leaves a's records pending; a's own carries them.
+	if _, err := s.Append(ctx, "b", 0, [][]byte{[]byte("e1")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.PendingForTest("a"); n != 1 {
+		t.Fatalf("pending after another tenant's Append = %d, want 1", n)
+	}
+	if _, err := s.Append(ctx, "a", 0, [][]byte{[]byte("e1")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.PendingForTest("a"); n != 0 {
+		t.Fatalf("pending after the tenant's Append = %d, want 0", n)
+	}
+	if got := get("a", "h1"); got != "s1@1" {
+		t.Fatalf("after the Append the record reads %s, want s1@1", got)
+	}
+
+	// Other record operations see pending records, written out first.
+	if err := put("a", "h2", "s3"); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := s.ListRecords(ctx, "a", "subject_index", "", "", 0); err != nil || len(recs) != 2 {
+		t.Fatalf("ListRecords = %v, %v; want h1 and the pending h2", recs, err)
+	}
+	if err := put("a", "h3", "s4"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRecord(ctx, "a", "subject_index", "h3", 1); err != nil {
+		t.Fatalf("DeleteRecord of a pending record at its version = %v", err)
+	}
+	if got := get("a", "h3"); got != "<none>" {
+		t.Fatalf("after DeleteRecord the pending record reads %s", got)
+	}
+	if err := put("a", "h4", "s5"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.PutRecord(ctx, "a", "subject_index", "h4", []byte("s6"), 1); err != nil || v != 2 {
+		t.Fatalf("PutRecord over a pending record at its version = %d, %v; want 2", v, err)
+	}
+
+	// Records put for refused commands do not pile up.
+	for i := range 300 {
+		if err := put("c", fmt.Sprint("r", i), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.PendingForTest("c"); n > 256 {
+		t.Fatalf("pending = %d after 300 puts, want at most 256", n)
+	}
+
+	// Close writes what is pending, synced.
+	if err := put("d", "h1", "s7"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = pebble.Open(dir, pebble.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct{ tenant, key, want string }{
+		{"a", "h1", "s1@1"}, {"a", "h2", "s3@1"}, {"a", "h3", "<none>"}, {"a", "h4", "s6@2"}, {"c", "r0", "x@1"}, {"c", "r299", "x@1"}, {"d", "h1", "s7@1"},
+	} {
+		if got := get(c.tenant, c.key); got != c.want {
+			t.Errorf("after reopening, %s/%s = %s, want %s", c.tenant, c.key, got, c.want)
+		}
+	}
+}
