@@ -86,15 +86,13 @@ type RecordStore interface {
 // A DeferredRecordPutter is a RecordStore with one write-ahead log for its
 // records and its journal, written in order (the embedded Pebble store):
 // a record can be put without waiting for an fsync of its own, because the
-// tenant's next durable write — the journal append of the booking it was
-// made for, typically — makes it durable too (the Pebble store writes it
-// in that append's own batch).
+// store's next durable write — the journal append of the booking it was
+// made for, typically — makes it durable too.
 type DeferredRecordPutter interface {
 	// PutRecordsDeferred puts records of one tenant, with PutRecord's
 	// expectVersion rule, as one write that may still be lost in a crash
-	// until a later durable write of the same tenant to the same store
-	// (its next Append, a PutRecord, DeleteRecord, …) has returned; it is
-	// visible to readers at once.
+	// until a later durable write to the same store (Append, PutRecord,
+	// DeleteRecord, …) has returned; it is visible to readers at once.
 	// All of them are written, with the new Versions in order, or none
 	// (ErrConflict if any expectVersion does not hold; ErrInvalid for a
 	// malformed record or the same record twice).

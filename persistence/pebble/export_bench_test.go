@@ -13,15 +13,3 @@ func (s *Store) PutRecordNoSyncForBench(_ context.Context, tenant, kind, key str
 	v := binary.BigEndian.AppendUint64(nil, 1)
 	return 1, s.db.Set(recordKey(tenant, kind, key), append(v, value...), pebbledb.NoSync)
 }
-
-// PendingForTest reports how many records of tenant are pending (put with
-// PutRecordsDeferred, not yet in Pebble).
-func (s *Store) PendingForTest(tenant string) int {
-	ts := s.lookupTenant(tenant)
-	if ts == nil {
-		return 0
-	}
-	ts.pmu.Lock()
-	defer ts.pmu.Unlock()
-	return len(ts.pending)
-}

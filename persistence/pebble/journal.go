@@ -65,29 +65,12 @@ func (s *Store) Append(ctx context.Context, tenant string, expectedSeq uint64, e
 	if err := b.Set(headKey(tenant), encodeSeq(newHead), nil); err != nil {
 		return 0, fmt.Errorf("append %s: batch: %w", tenant, err)
 	}
-	// The tenant's pending records (a new customer's, put for the command
-	// being appended) go in the same batch: durable with it, at no cost
-	// of their own (pending.go). The record lock keeps them as they are
-	// until the commit.
-	var recs map[string][]byte
-	if s.hasPending(ts) {
-		if err := acquire(ctx, ts.recordLock); err != nil {
-			return 0, fmt.Errorf("append: %w", err)
-		}
-		defer release(ts.recordLock)
-		recs = takePending(ts)
-		if err := setPending(b, recs); err != nil {
-			return 0, fmt.Errorf("append %s: batch: %w", tenant, err)
-		}
-	}
 	if err := b.Commit(pebbledb.Sync); err != nil {
 		// The batch may or may not have reached the WAL: reread the head
-		// next time rather than trust the cache. The records stay
-		// pending: writing them again is harmless.
+		// next time rather than trust the cache.
 		ts.headKnown = false
 		return 0, fmt.Errorf("append %s: commit: %w", tenant, err)
 	}
-	s.dropPending(ts, recs)
 	ts.head = newHead
 	return newHead, nil
 }

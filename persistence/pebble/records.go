@@ -30,15 +30,7 @@ func (s *Store) GetRecord(ctx context.Context, tenant, kind, key string) (persis
 		return persistence.Record{}, fmt.Errorf("get record: %w", err)
 	}
 	defer end()
-	k := recordKey(tenant, kind, key)
-	var value []byte
-	var version uint64
-	if v, ok := s.pendingRecord(tenant, k); ok {
-		value, version, err = decodeRecord(v)
-		value = bytes.Clone(value)
-	} else {
-		value, version, err = s.readRecord(k, true)
-	}
+	value, version, err := s.readRecord(recordKey(tenant, kind, key), true)
 	if err != nil {
 		return persistence.Record{}, fmt.Errorf("get record %s/%s: %w", tenant, kind, err)
 	}
@@ -103,18 +95,19 @@ func (s *Store) PutRecord(ctx context.Context, tenant, kind, key string, value [
 	return v[0], nil
 }
 
-// PutRecordsDeferred implements persistence.DeferredRecordPutter: the
-// records are checked and kept pending (pending.go), visible to GetRecord
-// at once, and the tenant's next Append writes them in its own synced
-// batch. No commit of their own: a commit, even unsynced, writes the WAL
-// and waits in Pebble's commit pipeline for the synced commits before it.
+// PutRecordsDeferred implements persistence.DeferredRecordPutter: one
+// batch, committed without an fsync of its own. Journal appends and
+// records share Pebble's write-ahead log, which is written in commit order
+// and synced up to a commit's position before that commit returns, so a
+// later synced write (an Append) makes this one durable as well. One
+// commit matters beyond the fsync: Pebble publishes commits in order, so
+// even an unsynced one waits for the synced commits before it.
 func (s *Store) PutRecordsDeferred(ctx context.Context, tenant string, puts []persistence.RecordPut) ([]uint64, error) {
-	return s.putRecords(ctx, tenant, puts, nil)
+	return s.putRecords(ctx, tenant, puts, pebbledb.NoSync)
 }
 
 // putRecords checks every put's expected version and writes them all in
-// one batch, or none, holding the tenant's record lock throughout. With
-// durability nil they are kept pending instead (PutRecordsDeferred).
+// one batch, or none, holding the tenant's record lock throughout.
 func (s *Store) putRecords(ctx context.Context, tenant string, puts []persistence.RecordPut, durability *pebbledb.WriteOptions) ([]uint64, error) {
 	if len(puts) == 0 {
 		return nil, fmt.Errorf("put records: none: %w", persistence.ErrInvalid)
@@ -137,30 +130,20 @@ func (s *Store) putRecords(ctx context.Context, tenant string, puts []persistenc
 		return nil, fmt.Errorf("put record: %w", err)
 	}
 	defer end()
-	ts := s.tenant(tenant)
-	if err := acquire(ctx, ts.recordLock); err != nil {
+	unlock, err := s.lockRecords(ctx, tenant)
+	if err != nil {
 		return nil, fmt.Errorf("put record: %w", err)
 	}
-	defer release(ts.recordLock)
-	deferred := durability == nil
-	if !deferred {
-		if err := s.writePendingLocked(ts, pebbledb.NoSync); err != nil {
-			return nil, fmt.Errorf("put record: %w", err)
-		}
-	}
+	defer unlock()
 
-	stage := make(map[string][]byte, len(puts))
+	b := s.db.NewBatch()
+	defer b.Close()
 	versions := make([]uint64, len(puts))
 	for i, p := range puts {
 		k := recordKey(tenant, p.Kind, p.Key)
 		var stored uint64
 		if !p.Unique || p.ExpectVersion != 0 {
-			if v, ok := s.pendingRecord(tenant, k); ok {
-				_, stored, err = decodeRecord(v)
-			} else {
-				_, stored, err = s.readRecord(k, false)
-			}
-			if err != nil {
+			if _, stored, err = s.readRecord(k, false); err != nil {
 				return nil, fmt.Errorf("put record %s/%s: %w", tenant, p.Kind, err)
 			}
 		}
@@ -174,24 +157,10 @@ func (s *Store) putRecords(ctx context.Context, tenant string, puts []persistenc
 		versions[i] = stored + 1
 		v := make([]byte, 8, 8+len(p.Value))
 		binary.BigEndian.PutUint64(v, versions[i])
-		stage[string(k)] = append(v, p.Value...)
-	}
-	if deferred {
-		s.addPending(ts, stage)
-		if !s.hasTooMany(ts) {
-			return versions, nil
+		v = append(v, p.Value...)
+		if err := b.Set(k, v, nil); err != nil {
+			return nil, fmt.Errorf("put record %s/%s: %w", tenant, p.Kind, err)
 		}
-		// Records put for commands that were then refused pile up:
-		// write them out now rather than hold more.
-		if err := s.writePendingLocked(ts, pebbledb.NoSync); err != nil {
-			return nil, fmt.Errorf("put records %s: %w", tenant, err)
-		}
-		return versions, nil
-	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := setPending(b, stage); err != nil {
-		return nil, fmt.Errorf("put records %s: %w", tenant, err)
 	}
 	if err := b.Commit(durability); err != nil {
 		return nil, fmt.Errorf("put records %s: %w", tenant, err)
@@ -214,9 +183,6 @@ func (s *Store) DeleteRecord(ctx context.Context, tenant, kind, key string, expe
 		return fmt.Errorf("delete record: %w", err)
 	}
 	defer unlock()
-	if err := s.writePendingLocked(s.tenant(tenant), pebbledb.NoSync); err != nil {
-		return fmt.Errorf("delete record %s/%s: %w", tenant, kind, err)
-	}
 
 	k := recordKey(tenant, kind, key)
 	_, stored, err := s.readRecord(k, false)
@@ -246,9 +212,6 @@ func (s *Store) ListRecords(ctx context.Context, tenant, kind, prefix, after str
 		return nil, fmt.Errorf("list records: %w", err)
 	}
 	defer end()
-	if err := s.writePending(ctx, tenant); err != nil {
-		return nil, fmt.Errorf("list records %s/%s: %w", tenant, kind, err)
-	}
 
 	kindLower, kindUpper := recordBounds(tenant, kind)
 	first, last := persistence.RecordBounds(prefix, after)
@@ -316,9 +279,6 @@ func (s *Store) DeleteTenantRecords(ctx context.Context, tenant, kind string) er
 		return fmt.Errorf("delete tenant records: %w", err)
 	}
 	defer unlock()
-	if err := s.writePendingLocked(s.tenant(tenant), pebbledb.NoSync); err != nil {
-		return fmt.Errorf("delete tenant records %s/%s: %w", tenant, kind, err)
-	}
 
 	lower, upper := recordBounds(tenant, kind)
 	if err := s.db.DeleteRange(lower, upper, pebbledb.Sync); err != nil {

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -74,8 +73,6 @@ type Store struct {
 
 	mu      sync.Mutex              // guards tenants
 	tenants map[string]*tenantState // one entry per tenant touched since Open
-
-	pendingN atomic.Int64 // records pending in all tenants (records.go); 0 lets reads skip the look
 }
 
 // tenantState serializes one tenant's writes and caches its journal head.
@@ -97,15 +94,6 @@ type tenantState struct {
 	// nothing in between, and DeleteTenantRecords is atomic with respect
 	// to them.
 	recordLock chan struct{}
-
-	// pending holds the records PutRecordsDeferred put that are not in
-	// Pebble yet, by record key (stored form: version ‖ value). The
-	// tenant's next Append writes them in its own batch; GetRecord reads
-	// them from here; every other record operation writes them out first
-	// (records.go). It changes only with recordLock held; pmu guards it
-	// against GetRecord, which takes no lock.
-	pmu     sync.Mutex
-	pending map[string][]byte
 }
 
 var (
@@ -187,14 +175,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	// Nothing is in flight any more (closeMu): write out what is pending,
-	// synced, so that a clean shutdown loses nothing.
-	perr := s.flushAllPending()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close pebble: %w", err)
-	}
-	if perr != nil {
-		return fmt.Errorf("close pebble: %w", perr)
 	}
 	return nil
 }
