@@ -18,6 +18,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,7 @@ type capOptions struct {
 	svgDir    string
 	svgPrefix string
 	stepsDir  string
+	repeat    int      // runs per rate
 	scenario  []string // SCENARIO [flags], without -rate
 	o         options  // the scenario's options, parsed once to refuse nonsense early
 }
@@ -61,6 +63,11 @@ type capSystem struct {
 	Violations      int              `json:"violations"`
 	Holds           bool             `json:"holds"`
 	WhyNot          []string         `json:"why_not,omitempty"`
+	// With -repeat: every run's book p99 (ms, in run order) and how many
+	// runs held. The figures above are then the median run's (by p99),
+	// and Holds says whether more than half of the runs held.
+	P99Runs  []float64 `json:"book_p99_runs_ms,omitempty"`
+	RunsHeld int       `json:"runs_held,omitempty"`
 }
 
 // capStep is one rate of the sweep.
@@ -102,6 +109,7 @@ type capacityResult struct {
 	P99BoundMs   float64       `json:"p99_bound_ms"`
 	MinServed    float64       `json:"min_served_share"`
 	Rates        []float64     `json:"rates"`
+	Repeat       int           `json:"repeat"` // runs per rate
 	Steps        []capStep     `json:"steps"`
 	Stopped      string        `json:"stopped,omitempty"` // why the sweep ended before the last rate
 	Seconds      float64       `json:"seconds"`
@@ -112,13 +120,16 @@ type capacityResult struct {
 func capUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, `usage: slotsim capacity [flags] -- SCENARIO [scenario flags]
 
-Runs SCENARIO (smoke, steady or soak; with -spawn, a fresh slotd per step)
-once per rate, in ascending order, and reports the highest acknowledged
-bookings/s slotd — and with -baseline-spawn/-baseline the PostgreSQL
-baseline — sustains while its book p99 ≤ -p99. A step holds for a system
+Runs SCENARIO (smoke, steady or soak; with -spawn, a fresh slotd per run)
+once per rate (-repeat times with -repeat), in ascending order, and
+reports the highest acknowledged bookings/s slotd — and with
+-baseline-spawn/-baseline the PostgreSQL baseline — sustains while its
+book p99 ≤ -p99. A step holds for a system
 when its book p99 ≤ the bound, it answered ≥ 90%% of the books offered to it
 with a booking or slot_taken, no outcome was left unknown and its invariant
-check passed. The sweep stops once every system failed two steps in a row.
+check passed; with -repeat, when more than half of its runs held, the
+median run (by book p99) giving the figures, and never when a check
+failed. The sweep stops once every system failed two steps in a row.
 
 flags:
 `)
@@ -137,6 +148,7 @@ func parseCapacity(args []string, stderr io.Writer) (capOptions, error) {
 	fs.StringVar(&c.svgDir, "svg-dir", "", "write the plots (p99 and bookings/s against offered rate) into this directory")
 	fs.StringVar(&c.svgPrefix, "svg-prefix", "slotsim-capacity", "file name prefix of -svg-dir plots")
 	fs.StringVar(&c.stepsDir, "steps-dir", "", "keep each step's table (.txt) and JSON result here")
+	fs.IntVar(&c.repeat, "repeat", 1, "runs per rate, each on a fresh instance (1–9): a rate holds for a system when more than half of its runs hold, and the median run (by book p99) gives its figures")
 	fs.Usage = func() { capUsage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -148,6 +160,9 @@ func parseCapacity(args []string, stderr io.Writer) (capOptions, error) {
 	}
 	if c.bound <= 0 {
 		return c, errors.New("capacity: -p99 must be positive")
+	}
+	if c.repeat < 1 || c.repeat > 9 {
+		return c, fmt.Errorf("capacity: -repeat %d: between 1 and 9 runs per rate", c.repeat)
 	}
 	var err error
 	if c.rates, err = parseRates(rates); err != nil {
@@ -398,7 +413,7 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 		return exitUsage
 	}
 	res := capacityResult{Command: commandLine(), Started: time.Now().UTC(), Machine: machine(), Scenario: c.scenario,
-		P99BoundMs: float64(c.bound) / float64(time.Millisecond), MinServed: capMinServed, Rates: c.rates, Steps: []capStep{}}
+		P99BoundMs: float64(c.bound) / float64(time.Millisecond), MinServed: capMinServed, Rates: c.rates, Repeat: c.repeat, Steps: []capStep{}}
 	t0 := time.Now()
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(stderr, "slotsim capacity [+%4.0fs]: %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, a...))
@@ -410,40 +425,34 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 			break
 		}
 		tag := fmt.Sprintf("%d/%d %s/s", i+1, len(c.rates), fmtRate(rate))
-		logf("step %s: starting", tag)
-		name := fmt.Sprintf("step-%02d-%s", i+1, fmtRate(rate))
-		jsonPath := filepath.Join(dir, name+".json")
-		stepArgs := append(append([]string(nil), c.scenario...), "-rate", fmtRate(rate), "-json", jsonPath)
-		if !c.o.set["progress"] {
-			stepArgs = append(stepArgs, "-progress", "off")
-		}
-		var out io.Writer = io.Discard
-		if c.stepsDir != "" {
-			f, err := os.Create(filepath.Join(dir, name+".txt"))
+		st := capStep{Rate: rate, Load: loadAvg()}
+		began := time.Now()
+		var runs []capStep
+		for k := range c.repeat {
+			runTag := tag
+			name := fmt.Sprintf("step-%02d-%s", i+1, fmtRate(rate))
+			if c.repeat > 1 {
+				runTag = fmt.Sprintf("%s run %d/%d", tag, k+1, c.repeat)
+				name += fmt.Sprintf("-run%d", k+1)
+			}
+			logf("step %s: starting", runTag)
+			r, err := c.runStep(ctx, dir, name, rate, bookShare, withBaseline, getenv, stderr)
 			if err != nil {
 				fmt.Fprintln(stderr, "slotsim:", err)
 				return exitUsage
 			}
-			defer f.Close()
-			out = f
+			if c.repeat > 1 && r.Error == "" {
+				logf("step %s: %s (%.0f s)", runTag, stepSummary(&r), r.Seconds)
+			}
+			runs = append(runs, r)
+			if r.Error != "" || ctx.Err() != nil {
+				break
+			}
 		}
-		st := capStep{Rate: rate, Load: loadAvg()}
-		began := time.Now()
-		st.Exit = run(ctx, stepArgs, getenv, out, &prefixWriter{w: stderr, prefix: "  | "})
+		combineRuns(&st, runs, c.bound)
 		st.Seconds = time.Since(began).Seconds()
-		if st.Exit == exitUsage {
-			st.Error = "the run could not be set up or failed (exit 2); see its messages above"
-		} else if err := readStep(jsonPath, &st, bookShare, withBaseline); err != nil {
-			st.Error = err.Error()
-		}
-		if st.Error == "" {
-			st.Slotd.judge(c.bound)
-			if st.Baseline != nil {
-				st.Baseline.judge(c.bound)
-			}
-			if !st.Slotd.CheckPassed || (st.Baseline != nil && !st.Baseline.CheckPassed) {
-				code = exitViolation
-			}
+		if st.Error == "" && (!st.Slotd.CheckPassed || (st.Baseline != nil && !st.Baseline.CheckPassed)) {
+			code = exitViolation
 		}
 		res.Steps = append(res.Steps, st)
 		logf("step %s: %s (%.0f s)", tag, stepSummary(&st), st.Seconds)
@@ -470,6 +479,101 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 		return exitUsage
 	}
 	return code
+}
+
+// runStep runs the scenario once at rate and reads its result, judged.
+func (c *capOptions) runStep(ctx context.Context, dir, name string, rate, bookShare float64, withBaseline bool,
+	getenv func(string) string, stderr io.Writer) (capStep, error) {
+	jsonPath := filepath.Join(dir, name+".json")
+	stepArgs := append(append([]string(nil), c.scenario...), "-rate", fmtRate(rate), "-json", jsonPath)
+	if !c.o.set["progress"] {
+		stepArgs = append(stepArgs, "-progress", "off")
+	}
+	var out io.Writer = io.Discard
+	if c.stepsDir != "" {
+		f, err := os.Create(filepath.Join(dir, name+".txt"))
+		if err != nil {
+			return capStep{}, err
+		}
+		defer f.Close()
+		out = f
+	}
+	st := capStep{Rate: rate, Load: loadAvg()}
+	began := time.Now()
+	st.Exit = run(ctx, stepArgs, getenv, out, &prefixWriter{w: stderr, prefix: "  | "})
+	st.Seconds = time.Since(began).Seconds()
+	if st.Exit == exitUsage {
+		st.Error = "the run could not be set up or failed (exit 2); see its messages above"
+	} else if err := readStep(jsonPath, &st, bookShare, withBaseline); err != nil {
+		st.Error = err.Error()
+	}
+	if st.Error == "" {
+		st.Slotd.judge(c.bound)
+		if st.Baseline != nil {
+			st.Baseline.judge(c.bound)
+		}
+	}
+	return st, nil
+}
+
+// combineRuns makes st, one rate of the sweep, from its runs (each judged).
+// One run is the step. With several, each system's figures are those of
+// its median run by book p99, and it holds when more than half of its runs
+// held; a failed invariant check in any run fails the step, whatever the
+// others did: violations are never outvoted. A run that errored makes the
+// step an error.
+func combineRuns(st *capStep, runs []capStep, bound time.Duration) {
+	for _, r := range runs {
+		st.Exit = max(st.Exit, r.Exit)
+		if r.Error != "" {
+			st.Error = r.Error
+			return
+		}
+	}
+	if len(runs) == 1 {
+		st.Slotd, st.Baseline = runs[0].Slotd, runs[0].Baseline
+		return
+	}
+	pick := func(get func(*capStep) *capSystem) *capSystem {
+		all := make([]*capSystem, 0, len(runs))
+		for i := range runs {
+			if s := get(&runs[i]); s != nil {
+				all = append(all, s)
+			}
+		}
+		if len(all) == 0 {
+			return nil
+		}
+		p99s := make([]float64, len(all))
+		held, checked, violations := 0, true, 0
+		for i, s := range all {
+			p99s[i] = s.P99
+			if s.Holds {
+				held++
+			}
+			if !s.CheckPassed {
+				checked = false
+				violations += s.Violations
+			}
+		}
+		byP99 := append([]*capSystem(nil), all...)
+		sort.SliceStable(byP99, func(i, j int) bool { return byP99[i].P99 < byP99[j].P99 })
+		out := *byP99[(len(byP99)-1)/2] // the lower median for an even count
+		out.P99Runs, out.RunsHeld = p99s, held
+		out.Holds = 2*held > len(all)
+		out.WhyNot = nil
+		if !out.Holds {
+			out.WhyNot = []string{fmt.Sprintf("%d of %d runs held (median p99 %.2f ms, bound %.2f ms)", held, len(all), out.P99,
+				float64(bound)/float64(time.Millisecond))}
+		}
+		if !checked {
+			out.CheckPassed, out.Violations, out.Holds = false, violations, false
+			out.WhyNot = append(out.WhyNot, "invariant check failed")
+		}
+		return &out
+	}
+	st.Slotd = *pick(func(r *capStep) *capSystem { return &r.Slotd })
+	st.Baseline = pick(func(r *capStep) *capSystem { return r.Baseline })
 }
 
 // readStep reads a step's JSON result into st.
@@ -520,6 +624,9 @@ func stepSummary(st *capStep) string {
 // shortWhy is the table's one-word reason.
 func shortWhy(s *capSystem) string {
 	if s.Holds {
+		if len(s.P99Runs) > 1 {
+			return fmt.Sprintf("yes %d/%d", s.RunsHeld, len(s.P99Runs))
+		}
 		return "yes"
 	}
 	var w []string
@@ -533,9 +640,24 @@ func shortWhy(s *capSystem) string {
 			w = append(w, "unknown")
 		case strings.Contains(r, "check"):
 			w = append(w, "CHECK")
+		case strings.Contains(r, "runs held"):
+			w = append(w, fmt.Sprintf("%d/%d runs", s.RunsHeld, len(s.P99Runs)))
 		}
 	}
 	return "no: " + strings.Join(w, ",")
+}
+
+// p99Cell is the table's p99: with several runs, the median run's and the
+// range over all of them.
+func p99Cell(s *capSystem) string {
+	if len(s.P99Runs) < 2 {
+		return fmt.Sprintf("%.2f", s.P99)
+	}
+	lo, hi := s.P99Runs[0], s.P99Runs[0]
+	for _, p := range s.P99Runs {
+		lo, hi = min(lo, p), max(hi, p)
+	}
+	return fmt.Sprintf("%.2f (%.1f–%.1f)", s.P99, lo, hi)
 }
 
 func checkWord(s *capSystem) string {
@@ -560,7 +682,12 @@ func capValueString(v *capValue) string {
 func writeCapacityTable(w io.Writer, res *capacityResult, withBaseline bool) {
 	fmt.Fprintf(w, "\nslotsim capacity — %s\n", strings.Join(res.Scenario, " "))
 	fmt.Fprintf(w, "a step holds when book p99 ≤ %.4g ms, ≥ %.0f%% of the offered books are answered with a booking or slot_taken, "+
-		"no outcome is unknown and the check passes\n\n", res.P99BoundMs, 100*res.MinServed)
+		"no outcome is unknown and the check passes\n", res.P99BoundMs, 100*res.MinServed)
+	if res.Repeat > 1 {
+		fmt.Fprintf(w, "%d runs per rate: a rate holds for a system when more than half of its runs hold (and every check passes); "+
+			"the figures are its median run's by p99, with the p99 range over the runs in brackets\n", res.Repeat)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "rate/s\t|\tslotd bookings/s\tp50 ms\tp99 ms\tserved\terrors\tunknown\tcheck\tholds\t"
 	if withBaseline {
@@ -574,10 +701,10 @@ func writeCapacityTable(w io.Writer, res *capacityResult, withBaseline bool) {
 			continue
 		}
 		s := &st.Slotd
-		line := fmt.Sprintf("%s\t|\t%.0f\t%.2f\t%.2f\t%.0f%%\t%d\t%d\t%s\t%s\t", fmtRate(st.Rate), s.BookingsPerSec, s.P50, s.P99,
+		line := fmt.Sprintf("%s\t|\t%.0f\t%.2f\t%s\t%.0f%%\t%d\t%d\t%s\t%s\t", fmtRate(st.Rate), s.BookingsPerSec, s.P50, p99Cell(s),
 			100*s.Served, s.Errors, s.Unknown, checkWord(s), shortWhy(s))
 		if b := st.Baseline; b != nil {
-			line += fmt.Sprintf("|\t%.0f\t%.2f\t%.2f\t%.0f%%\t%d\t%d\t%s\t%s\t", b.BookingsPerSec, b.P50, b.P99, 100*b.Served, b.Errors, b.Unknown,
+			line += fmt.Sprintf("|\t%.0f\t%.2f\t%s\t%.0f%%\t%d\t%d\t%s\t%s\t", b.BookingsPerSec, b.P50, p99Cell(b), 100*b.Served, b.Errors, b.Unknown,
 				checkWord(b), shortWhy(b))
 		}
 		fmt.Fprintln(tw, line)

@@ -188,6 +188,82 @@ func TestCapacityConclude(t *testing.T) {
 	})
 }
 
+// TestCapacityCombineRuns: with -repeat a rate holds for a system when
+// more than half of its runs hold; its figures are the median run's by p99;
+// a failed check in any run fails the rate; an errored run errs the step.
+func TestCapacityCombineRuns(t *testing.T) {
+	const bound = 20 * time.Millisecond
+	run := func(slotdP99, baselineP99 float64) capStep {
+		st := steps([5]float64{1000, 990, slotdP99, 900, baselineP99})[0]
+		st.Slotd.BookingsPerSec = 1000 - slotdP99 // tells the runs apart
+		return st
+	}
+	t.Run("majority holds, median figures", func(t *testing.T) {
+		var st capStep
+		combineRuns(&st, []capStep{run(12, 25), run(30, 15), run(15, 30)}, bound)
+		s := st.Slotd
+		if !s.Holds || s.RunsHeld != 2 || s.P99 != 15 || s.BookingsPerSec != 985 || !slicesEqual(s.P99Runs, []float64{12, 30, 15}) {
+			t.Errorf("slotd = %+v, want held 2 of 3 with the 15 ms run's figures", s)
+		}
+		b := st.Baseline
+		if b == nil || b.Holds || b.RunsHeld != 1 || b.P99 != 25 || shortWhy(b) != "no: 1/3 runs" {
+			t.Errorf("baseline = %+v (%s), want held 1 of 3 with the 25 ms run's figures", b, shortWhy(b))
+		}
+		if got := p99Cell(&s); got != "15.00 (12.0–30.0)" {
+			t.Errorf("p99 cell = %q", got)
+		}
+		if got := shortWhy(&s); got != "yes 2/3" {
+			t.Errorf("holds cell = %q", got)
+		}
+	})
+	t.Run("a failed check is not outvoted", func(t *testing.T) {
+		runs := []capStep{run(5, 0), run(6, 0), run(7, 0)}
+		runs[2].Slotd.CheckPassed, runs[2].Slotd.Violations = false, 3
+		runs[2].Slotd.judge(bound)
+		var st capStep
+		combineRuns(&st, runs, bound)
+		if st.Slotd.Holds || st.Slotd.CheckPassed || st.Slotd.Violations != 3 || st.Baseline != nil {
+			t.Errorf("slotd = %+v, baseline %+v; want failed with 3 violations and no baseline", st.Slotd, st.Baseline)
+		}
+	})
+	t.Run("an even count needs more than half", func(t *testing.T) {
+		var st capStep
+		combineRuns(&st, []capStep{run(5, 0), run(50, 0)}, bound)
+		if st.Slotd.Holds || st.Slotd.P99 != 5 {
+			t.Errorf("slotd = %+v, want not held (1 of 2), lower median 5 ms", st.Slotd)
+		}
+	})
+	t.Run("an errored run errs the step", func(t *testing.T) {
+		bad := run(5, 0)
+		bad.Error, bad.Exit = "boom", exitUsage
+		var st capStep
+		combineRuns(&st, []capStep{run(5, 0), bad}, bound)
+		if st.Error != "boom" || st.Exit != exitUsage {
+			t.Errorf("step = %+v, want the run's error", st)
+		}
+	})
+	t.Run("one run is the step", func(t *testing.T) {
+		var st capStep
+		one := run(30, 0)
+		combineRuns(&st, []capStep{one}, bound)
+		if st.Slotd.Holds || st.Slotd.P99Runs != nil || st.Slotd.P99 != 30 {
+			t.Errorf("slotd = %+v, want the run itself", st.Slotd)
+		}
+	})
+}
+
+func slicesEqual(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
 func TestCapacityTableMarksAFailedCheck(t *testing.T) {
 	st := steps([5]float64{100, 100, 3, 100, 5}, [5]float64{200, 200, 4, 200, 50})
 	st[1].Baseline.CheckPassed, st[1].Baseline.Violations = false, 2
@@ -224,6 +300,8 @@ func TestCapacityUsageErrors(t *testing.T) {
 		append([]string{"-rates", "20,abc", "--"}, sc...),
 		append([]string{"-rates", "20,,40", "--"}, sc...),
 		append([]string{"-rates", "20,NaN", "--"}, sc...),
+		append([]string{"-repeat", "0", "--"}, sc...),
+		append([]string{"-repeat", "10", "--"}, sc...),
 		append([]string{"-rates", "20,40", "--"}, append(sc, "-rate", "30")...),
 		append([]string{"-rates", "20,40", "--"}, append(sc, "-closed")...),
 		append([]string{"-rates", "20,40", "--"}, append(sc, "-json", "x.json")...),
@@ -285,6 +363,49 @@ func TestCapacityAgainstSpawnedSlotd(t *testing.T) {
 		}
 	}
 	for _, f := range []string{"slotsim-capacity-p99.svg", "slotsim-capacity-bookings.svg", "steps/step-01-20.json", "steps/step-02-40.txt"} {
+		if b, err := os.ReadFile(filepath.Join(dir, f)); err != nil || len(b) == 0 {
+			t.Errorf("%s: %v, or empty", f, err)
+		}
+	}
+}
+
+// TestCapacityRepeatAgainstSpawnedSlotd: -repeat 2 runs the rate twice, on
+// two fresh slotd, and reports both runs' p99.
+func TestCapacityRepeatAgainstSpawnedSlotd(t *testing.T) {
+	bin := mustSlotd(t)
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "capacity.json")
+	args := []string{"capacity", "-p99", "250ms", "-rates", "20", "-repeat", "2", "-json", jsonPath, "-steps-dir", dir,
+		"--", "smoke", "-spawn", bin, "-duration", "1s", "-mix", "book=100"}
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := run(ctx, args, func(string) string { return "" }, &stdout, &stderr)
+	out := stdout.String() + stderr.String()
+	if code != exitOK {
+		t.Fatalf("slotsim capacity exited %d, want 0:\n%s", code, out)
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res capacityResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatalf("capacity JSON: %v", err)
+	}
+	if res.Repeat != 2 || len(res.Steps) != 1 {
+		t.Fatalf("repeat %d, %d steps; want 2 and 1\n%s", res.Repeat, len(res.Steps), out)
+	}
+	s := res.Steps[0].Slotd
+	if len(s.P99Runs) != 2 || s.P99Runs[0] <= 0 || s.P99Runs[1] <= 0 || !s.CheckPassed {
+		t.Errorf("slotd = %+v, want two runs' p99 and a passed check", s)
+	}
+	for _, want := range []string{"step 1/1 20/s run 2/2: starting", "2 runs per rate"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, f := range []string{"step-01-20-run1.json", "step-01-20-run2.json"} {
 		if b, err := os.ReadFile(filepath.Join(dir, f)); err != nil || len(b) == 0 {
 			t.Errorf("%s: %v, or empty", f, err)
 		}
