@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,7 +203,7 @@ func TestCapacityCombineRuns(t *testing.T) {
 		var st capStep
 		combineRuns(&st, []capStep{run(12, 25), run(30, 15), run(15, 30)}, bound)
 		s := st.Slotd
-		if !s.Holds || s.RunsHeld != 2 || s.P99 != 15 || s.BookingsPerSec != 985 || !slicesEqual(s.P99Runs, []float64{12, 30, 15}) {
+		if !s.Holds || s.RunsHeld != 2 || s.P99 != 15 || s.BookingsPerSec != 985 || !slices.Equal(s.P99Runs, []float64{12, 30, 15}) {
 			t.Errorf("slotd = %+v, want held 2 of 3 with the 15 ms run's figures", s)
 		}
 		b := st.Baseline
@@ -250,18 +251,6 @@ func TestCapacityCombineRuns(t *testing.T) {
 			t.Errorf("slotd = %+v, want the run itself", st.Slotd)
 		}
 	})
-}
-
-func slicesEqual(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestCapacityTableMarksAFailedCheck(t *testing.T) {
@@ -328,24 +317,8 @@ func TestCapacityAgainstSpawnedSlotd(t *testing.T) {
 	bin := mustSlotd(t)
 	dir := t.TempDir()
 	jsonPath := filepath.Join(dir, "capacity.json")
-	args := []string{"capacity", "-p99", "250ms", "-rates", "20,40", "-json", jsonPath, "-svg-dir", dir, "-steps-dir", filepath.Join(dir, "steps"),
-		"--", "smoke", "-spawn", bin, "-duration", "2s", "-mix", "book=100"}
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	code := run(ctx, args, func(string) string { return "" }, &stdout, &stderr)
-	out := stdout.String() + stderr.String()
-	if code != exitOK {
-		t.Fatalf("slotsim capacity exited %d, want 0:\n%s", code, out)
-	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res capacityResult
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatalf("capacity JSON: %v", err)
-	}
+	res, out := mustCapacity(t, jsonPath, "-p99", "250ms", "-rates", "20,40", "-json", jsonPath, "-svg-dir", dir, "-steps-dir", filepath.Join(dir, "steps"),
+		"--", "smoke", "-spawn", bin, "-duration", "2s", "-mix", "book=100")
 	if len(res.Steps) != 2 || res.Steps[0].Rate != 20 || res.Steps[1].Rate != 40 {
 		t.Fatalf("steps = %+v, want 20/s and 40/s\n%s", res.Steps, out)
 	}
@@ -375,24 +348,8 @@ func TestCapacityRepeatAgainstSpawnedSlotd(t *testing.T) {
 	bin := mustSlotd(t)
 	dir := t.TempDir()
 	jsonPath := filepath.Join(dir, "capacity.json")
-	args := []string{"capacity", "-p99", "250ms", "-rates", "20", "-repeat", "2", "-json", jsonPath, "-steps-dir", dir,
-		"--", "smoke", "-spawn", bin, "-duration", "1s", "-mix", "book=100"}
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	code := run(ctx, args, func(string) string { return "" }, &stdout, &stderr)
-	out := stdout.String() + stderr.String()
-	if code != exitOK {
-		t.Fatalf("slotsim capacity exited %d, want 0:\n%s", code, out)
-	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res capacityResult
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatalf("capacity JSON: %v", err)
-	}
+	res, out := mustCapacity(t, jsonPath, "-p99", "250ms", "-rates", "20", "-repeat", "2", "-json", jsonPath, "-steps-dir", dir,
+		"--", "smoke", "-spawn", bin, "-duration", "1s", "-mix", "book=100")
 	if res.Repeat != 2 || len(res.Steps) != 1 {
 		t.Fatalf("repeat %d, %d steps; want 2 and 1\n%s", res.Repeat, len(res.Steps), out)
 	}
@@ -410,4 +367,27 @@ func TestCapacityRepeatAgainstSpawnedSlotd(t *testing.T) {
 			t.Errorf("%s: %v, or empty", f, err)
 		}
 	}
+}
+
+// mustCapacity runs "slotsim capacity args…", which must exit 0 and write
+// its JSON to jsonPath, and returns that result and the output.
+func mustCapacity(t *testing.T, jsonPath string, args ...string) (capacityResult, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := run(ctx, append([]string{"capacity"}, args...), func(string) string { return "" }, &stdout, &stderr)
+	out := stdout.String() + stderr.String()
+	if code != exitOK {
+		t.Fatalf("slotsim capacity exited %d, want 0:\n%s", code, out)
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res capacityResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatalf("capacity JSON: %v", err)
+	}
+	return res, out
 }
