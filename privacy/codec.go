@@ -166,10 +166,7 @@ func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Co
 	// subject was forgotten but not erased, or a crash came between the
 	// index entry and the key on a store without batches) the actor's
 	// seal creates it.
-	switch {
-	case keyed != nil:
-		c.minted.Add([2]string{tenant, subject}, keyed)
-	case created:
+	if created && !keyed {
 		if err := c.keys.Create(ctx, tenant, subject); err != nil {
 			return nil, fmt.Errorf("customer key: %w", err)
 		}

@@ -67,7 +67,7 @@ type capSystem struct {
 	// runs held. The figures above are then the median run's (by p99),
 	// and Holds says whether more than half of the runs held.
 	P99Runs  []float64 `json:"book_p99_runs_ms,omitempty"`
-	RunsHeld int       `json:"runs_held,omitempty"`
+	RunsHeld *int      `json:"runs_held,omitempty"` // set only with several runs, 0 included
 }
 
 // capStep is one rate of the sweep.
@@ -419,6 +419,7 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprintf(stderr, "slotsim capacity [+%4.0fs]: %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, a...))
 	}
 	code := exitOK
+	violated := false // some run's invariant check failed
 	for i, rate := range c.rates {
 		if ctx.Err() != nil {
 			res.Stopped = "interrupted"
@@ -449,11 +450,17 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 				break
 			}
 		}
+		for _, r := range runs {
+			if r.Error == "" && (!r.Slotd.CheckPassed || (r.Baseline != nil && !r.Baseline.CheckPassed)) {
+				violated = true
+			}
+		}
+		if c.repeat > 1 && len(runs) < c.repeat && runs[len(runs)-1].Error == "" {
+			res.Stopped = fmt.Sprintf("interrupted during step %s after %d of %d runs (the step is left out)", tag, len(runs), c.repeat)
+			break
+		}
 		combineRuns(&st, runs, c.bound)
 		st.Seconds = time.Since(began).Seconds()
-		if st.Error == "" && (!st.Slotd.CheckPassed || (st.Baseline != nil && !st.Baseline.CheckPassed)) {
-			code = exitViolation
-		}
 		res.Steps = append(res.Steps, st)
 		logf("step %s: %s (%.0f s)", tag, stepSummary(&st), st.Seconds)
 		if st.Error != "" {
@@ -472,7 +479,11 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 	}
 	res.Seconds = time.Since(t0).Seconds()
 	res.Conclusion = capConclude(res.Steps, withBaseline, c.bound)
-	res.ChecksPassed = code != exitViolation
+	// A violation outranks a step that could not be set up afterwards.
+	res.ChecksPassed = !violated
+	if violated {
+		code = exitViolation
+	}
 	writeCapacityTable(stdout, &res, withBaseline)
 	if err := writeCapacityFiles(&c, &res, withBaseline); err != nil {
 		fmt.Fprintln(stderr, "slotsim:", err)
@@ -517,9 +528,10 @@ func (c *capOptions) runStep(ctx context.Context, dir, name string, rate, bookSh
 }
 
 // combineRuns makes st, one rate of the sweep, from its runs (each judged).
-// One run is the step. With several, each system's figures are those of
-// its median run by book p99, and it holds when more than half of its runs
-// held; a failed invariant check in any run fails the step, whatever the
+// One run is the step. With several, a system holds when more than half of
+// its runs held, and its figures are those of its median run by book p99
+// (among the runs that held, if it holds; the worse of the two middle runs
+// for an even count); a failed invariant check in any run fails the step, whatever the
 // others did: violations are never outvoted. A run that errored makes the
 // step an error.
 func combineRuns(st *capStep, runs []capStep, bound time.Duration) {
@@ -527,8 +539,17 @@ func combineRuns(st *capStep, runs []capStep, bound time.Duration) {
 		st.Exit = max(st.Exit, r.Exit)
 		if r.Error != "" {
 			st.Error = r.Error
-			return
 		}
+	}
+	if st.Error != "" {
+		// Keep an earlier run's failed check in the figures.
+		for _, r := range runs {
+			if r.Error == "" && (!r.Slotd.CheckPassed || (r.Baseline != nil && !r.Baseline.CheckPassed)) {
+				st.Slotd, st.Baseline = r.Slotd, r.Baseline
+				break
+			}
+		}
+		return
 	}
 	if len(runs) == 1 {
 		st.Slotd, st.Baseline = runs[0].Slotd, runs[0].Baseline
@@ -556,11 +577,24 @@ func combineRuns(st *capStep, runs []capStep, bound time.Duration) {
 				violations += s.Violations
 			}
 		}
-		byP99 := append([]*capSystem(nil), all...)
-		sort.SliceStable(byP99, func(i, j int) bool { return byP99[i].P99 < byP99[j].P99 })
-		out := *byP99[(len(byP99)-1)/2] // the lower median for an even count
-		out.P99Runs, out.RunsHeld = p99s, held
-		out.Holds = 2*held > len(all)
+		// The median is taken among the runs that held when most did
+		// (its figures are then a holding run's), else among all.
+		holds := 2*held > len(all)
+		var pool []*capSystem
+		for _, s := range all {
+			if s.Holds || !holds {
+				pool = append(pool, s)
+			}
+		}
+		key := func(s *capSystem) float64 { // no book answered sorts last
+			if s.P99 <= 0 {
+				return math.Inf(1)
+			}
+			return s.P99
+		}
+		sort.SliceStable(pool, func(i, j int) bool { return key(pool[i]) < key(pool[j]) })
+		out := *pool[len(pool)/2] // for an even count the upper (worse) of the two middle runs
+		out.P99Runs, out.RunsHeld, out.Holds = p99s, &held, holds
 		out.WhyNot = nil
 		if !out.Holds {
 			out.WhyNot = []string{fmt.Sprintf("%d of %d runs held (median p99 %.2f ms, bound %.2f ms)", held, len(all), out.P99,
@@ -624,8 +658,8 @@ func stepSummary(st *capStep) string {
 // shortWhy is the table's one-word reason.
 func shortWhy(s *capSystem) string {
 	if s.Holds {
-		if len(s.P99Runs) > 1 {
-			return fmt.Sprintf("yes %d/%d", s.RunsHeld, len(s.P99Runs))
+		if s.RunsHeld != nil {
+			return fmt.Sprintf("yes %d/%d", *s.RunsHeld, len(s.P99Runs))
 		}
 		return "yes"
 	}
@@ -641,7 +675,7 @@ func shortWhy(s *capSystem) string {
 		case strings.Contains(r, "check"):
 			w = append(w, "CHECK")
 		case strings.Contains(r, "runs held"):
-			w = append(w, fmt.Sprintf("%d/%d runs", s.RunsHeld, len(s.P99Runs)))
+			w = append(w, fmt.Sprintf("%d/%d runs", *s.RunsHeld, len(s.P99Runs)))
 		}
 	}
 	return "no: " + strings.Join(w, ",")

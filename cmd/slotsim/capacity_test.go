@@ -203,11 +203,11 @@ func TestCapacityCombineRuns(t *testing.T) {
 		var st capStep
 		combineRuns(&st, []capStep{run(12, 25), run(30, 15), run(15, 30)}, bound)
 		s := st.Slotd
-		if !s.Holds || s.RunsHeld != 2 || s.P99 != 15 || s.BookingsPerSec != 985 || !slices.Equal(s.P99Runs, []float64{12, 30, 15}) {
-			t.Errorf("slotd = %+v, want held 2 of 3 with the 15 ms run's figures", s)
+		if !s.Holds || s.RunsHeld == nil || *s.RunsHeld != 2 || s.P99 != 15 || s.BookingsPerSec != 985 || !slices.Equal(s.P99Runs, []float64{12, 30, 15}) {
+			t.Errorf("slotd = %+v, want held 2 of 3 with the figures of the worse middle run of the two that held (15 ms)", s)
 		}
 		b := st.Baseline
-		if b == nil || b.Holds || b.RunsHeld != 1 || b.P99 != 25 || shortWhy(b) != "no: 1/3 runs" {
+		if b == nil || b.Holds || b.RunsHeld == nil || *b.RunsHeld != 1 || b.P99 != 25 || shortWhy(b) != "no: 1/3 runs" {
 			t.Errorf("baseline = %+v (%s), want held 1 of 3 with the 25 ms run's figures", b, shortWhy(b))
 		}
 		if got := p99Cell(&s); got != "15.00 (12.0–30.0)" {
@@ -215,6 +215,39 @@ func TestCapacityCombineRuns(t *testing.T) {
 		}
 		if got := shortWhy(&s); got != "yes 2/3" {
 			t.Errorf("holds cell = %q", got)
+		}
+	})
+	t.Run("the median of a holding majority is a run that held", func(t *testing.T) {
+		runs := []capStep{run(10, 0), run(12, 0), run(11, 0)}
+		runs[2].Slotd.Served = 0.5 // fast, but shedding: does not hold
+		runs[2].Slotd.judge(bound)
+		var st capStep
+		combineRuns(&st, runs, bound)
+		if !st.Slotd.Holds || st.Slotd.Served != 1 || st.Slotd.P99 != 12 {
+			t.Errorf("slotd = %+v, want held 2 of 3 with a holding run's figures (12 ms, all served)", st.Slotd)
+		}
+	})
+	t.Run("a run that answered no book sorts last", func(t *testing.T) {
+		runs := []capStep{run(30, 0), run(40, 0), run(0, 0)}
+		var st capStep
+		combineRuns(&st, runs, bound)
+		if st.Slotd.P99 != 40 || st.Slotd.Holds || *st.Slotd.RunsHeld != 0 {
+			t.Errorf("slotd = %+v, want the median 40 ms (0 = no answer, last) and 0 runs held", st.Slotd)
+		}
+		b, err := json.Marshal(st.Slotd)
+		if err != nil || !strings.Contains(string(b), `"runs_held":0`) {
+			t.Errorf("JSON %s, %v: want runs_held 0 written", b, err)
+		}
+	})
+	t.Run("an error keeps an earlier run's failed check", func(t *testing.T) {
+		runs := []capStep{run(5, 0), run(6, 0)}
+		runs[0].Slotd.CheckPassed, runs[0].Slotd.Violations = false, 1
+		runs[0].Slotd.judge(bound)
+		runs[1].Error, runs[1].Exit = "set-up failed", exitUsage
+		var st capStep
+		combineRuns(&st, runs, bound)
+		if st.Error == "" || st.Slotd.CheckPassed || st.Slotd.Violations != 1 {
+			t.Errorf("step = %+v, want the error and run 1's failed check", st)
 		}
 	})
 	t.Run("a failed check is not outvoted", func(t *testing.T) {
@@ -230,8 +263,8 @@ func TestCapacityCombineRuns(t *testing.T) {
 	t.Run("an even count needs more than half", func(t *testing.T) {
 		var st capStep
 		combineRuns(&st, []capStep{run(5, 0), run(50, 0)}, bound)
-		if st.Slotd.Holds || st.Slotd.P99 != 5 {
-			t.Errorf("slotd = %+v, want not held (1 of 2), lower median 5 ms", st.Slotd)
+		if st.Slotd.Holds || st.Slotd.P99 != 50 {
+			t.Errorf("slotd = %+v, want not held (1 of 2), the worse middle run 50 ms", st.Slotd)
 		}
 	})
 	t.Run("an errored run errs the step", func(t *testing.T) {
