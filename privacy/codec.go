@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
@@ -318,10 +317,10 @@ func (c *Codec) DecodeEvents(ctx context.Context, tenant string, data [][]byte) 
 
 // EncodeSnapshot implements actors.Codec: the engine's snapshot with every
 // booking's customer sealed.
-func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, st *engine.State) ([]byte, error) {
+func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, snap *engine.Snapshot) ([]byte, error) {
 	sk, m := c.batchKeys()
 	subjects := map[string]bool{}
-	for _, b := range st.Bookings(time.Time{}, time.Time{}) {
+	for _, b := range snap.Bookings() {
 		if b.Customer.Subject != "" && !b.Customer.Erased {
 			subjects[b.Customer.Subject] = true
 		}
@@ -329,7 +328,7 @@ func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, st *engine.St
 	if err := c.warm(ctx, m, tenant, subjects); err != nil {
 		return nil, err
 	}
-	return st.MarshalSnapshotWith(func(b engine.Booking) (engine.Customer, error) { return c.seal(ctx, sk, tenant, b) })
+	return snap.Marshal(func(b engine.Booking) (engine.Customer, error) { return c.seal(ctx, sk, tenant, b) })
 }
 
 // DecodeSnapshot implements actors.Codec.
