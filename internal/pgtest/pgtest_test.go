@@ -159,12 +159,20 @@ func TestStandbyPromote(t *testing.T) {
 	}
 	// Synchronous replication: the commit returns once the standby has
 	// flushed it, so it is readable there soon after.
+	// A configuration reload reaches the walsender asynchronously: wait
+	// until it reports the standby as synchronous before relying on it
+	// (checking right after one INSERT raced with the reload and failed a
+	// CI run).
 	primary.Configure(t, "synchronous_standby_names", "*")
+	su := connect(t, primary.SuperuserDSN())
+	checkFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		var syncState string
+		if err := su.QueryRow(t.Context(), "SELECT sync_state FROM pg_stat_replication").Scan(&syncState); err != nil || syncState != "sync" {
+			return fmt.Errorf("pg_stat_replication.sync_state = %q, %v; want sync", syncState, err)
+		}
+		return nil
+	})
 	exec(t, p, "INSERT INTO t VALUES (1)")
-	var syncState string
-	if err := connect(t, primary.SuperuserDSN()).QueryRow(t.Context(), "SELECT sync_state FROM pg_stat_replication").Scan(&syncState); err != nil || syncState != "sync" {
-		t.Errorf("pg_stat_replication.sync_state = %q, %v; want sync", syncState, err)
-	}
 	s := connect(t, standby.OwnerDSN())
 	checkFor(t, 30*time.Second, 10*time.Millisecond, func() error {
 		var n int
