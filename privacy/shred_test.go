@@ -376,3 +376,56 @@ func TestScanFindsPlaintext(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotCopiedBeforeAnErasureStaysErased: a snapshot is a copy of the
+// state sealed beside the actor, so an erasure can commit, and the
+// subject's key be forgotten, between the copy and its sealing. The copy
+// still holds the customer in the clear; sealing it must not give the
+// subject a new key (that would bring the erased data back, readable):
+// the customer is stored erased, and no key is left.
+func TestSnapshotCopiedBeforeAnErasureStaysErased(t *testing.T) {
+	ctx := t.Context()
+	st := mustPebble(t, t.TempDir())
+	codec := privacy.NewCodec(mustKeyring(t), st)
+	s := engine.NewState("acme")
+	if _, err := engine.Apply(s, engine.Configure{Config: salon()}, t0); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := codec.PrepareCommand(ctx, "acme", engine.Book{BookingID: "b1", ServiceID: "cut", ResourceID: "anna", Start: at(1, 10), Customer: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := engine.Apply(s, cmd, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := codec.EncodeEvents(ctx, "acme", res.Events); err != nil { // the journal's seal: the key is in use
+		t.Fatal(err)
+	}
+	subject := cmd.(engine.Book).Customer.Subject
+
+	snap := s.Snapshot() // the copy, then the erasure, then the sealing
+	if err := codec.Forget(ctx, "acme", subject); err != nil {
+		t.Fatal(err)
+	}
+	data, err := codec.EncodeSnapshot(ctx, "acme", snap)
+	if err != nil {
+		t.Fatalf("EncodeSnapshot after Forget = %v", err)
+	}
+	for _, secret := range secretsOf(alice) {
+		if containsFold(data, secret) {
+			t.Errorf("snapshot holds %q in the clear", secret)
+		}
+	}
+	if keys, err := st.ListRecords(ctx, "acme", privacy.KindSubjectKey, "", "", 0); err != nil || len(keys) != 0 {
+		t.Fatalf("subject keys after sealing the snapshot = %v, %v; want none (no new key for a forgotten subject)", keys, err)
+	}
+	restored, err := codec.DecodeSnapshot(ctx, "acme", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ok := restored.Booking("b1")
+	if !ok || !b.Customer.Erased || b.Customer.Name != "" || b.Customer.Subject != subject {
+		t.Errorf("restored customer = %+v, want erased under %s", b.Customer, subject)
+	}
+}
