@@ -185,9 +185,8 @@ type sealedCustomer struct {
 // moved onto another booking does not open.
 func recordID(bookingID string) string { return "booking/" + bookingID }
 
-// seal returns b's customer as stored: sealed, or already erased. For a
-// snapshot it never creates a subject key (see below).
-func (c *Codec) seal(ctx context.Context, sk *secrets.SubjectKeys, tenant string, b engine.Booking, snapshot bool) (engine.Customer, error) {
+// seal returns b's customer as stored: sealed, or already erased.
+func (c *Codec) seal(ctx context.Context, sk *secrets.SubjectKeys, tenant string, b engine.Booking) (engine.Customer, error) {
 	cu := b.Customer
 	switch {
 	case cu.Erased:
@@ -202,19 +201,7 @@ func (c *Codec) seal(ctx context.Context, sk *secrets.SubjectKeys, tenant string
 	if err != nil {
 		return engine.Customer{}, err
 	}
-	var blob []byte
-	if snapshot {
-		// Every booking in a snapshot was sealed into the journal before,
-		// under its subject's key: a key missing now was forgotten since
-		// (an erasure the snapshot was copied before), and creating one
-		// would bring the erased data back. It is stored erased.
-		blob, err = sk.SealForExisting(ctx, tenant, cu.Subject, recordID(b.ID), pt)
-		if errors.Is(err, secrets.ErrShredded) {
-			return engine.Customer{Subject: cu.Subject, Erased: true}, nil
-		}
-	} else {
-		blob, err = sk.SealFor(ctx, tenant, cu.Subject, recordID(b.ID), pt)
-	}
+	blob, err := sk.SealFor(ctx, tenant, cu.Subject, recordID(b.ID), pt)
 	if err != nil {
 		return engine.Customer{}, fmt.Errorf("booking %s: seal customer: %w", b.ID, err)
 	}
@@ -281,7 +268,7 @@ func (c *Codec) EncodeEvents(ctx context.Context, tenant string, events []engine
 	for i, e := range events {
 		if e.Booking != nil {
 			b := *e.Booking
-			cu, err := c.seal(ctx, sk, tenant, b, false)
+			cu, err := c.seal(ctx, sk, tenant, b)
 			if err != nil {
 				return nil, err
 			}
@@ -341,7 +328,7 @@ func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, snap *engine.
 	if err := c.warm(ctx, m, tenant, subjects); err != nil {
 		return nil, err
 	}
-	return snap.Marshal(func(b engine.Booking) (engine.Customer, error) { return c.seal(ctx, sk, tenant, b, true) })
+	return snap.Marshal(func(b engine.Booking) (engine.Customer, error) { return c.seal(ctx, sk, tenant, b) })
 }
 
 // DecodeSnapshot implements actors.Codec.
