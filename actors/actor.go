@@ -76,8 +76,6 @@ type actor struct {
 	state       *engine.State
 	seq         uint64
 	snapSeq     uint64
-	snapping    bool          // a snapshot is being stored in the background
-	snapC       chan snapDone // its outcome; made on first use
 	pending     []*message
 	inflight    []*message // the batch being handled, answered or not
 	uncommitted []engine.Event
@@ -141,7 +139,6 @@ func (a *actor) ctx() (context.Context, context.CancelFunc) {
 func (a *actor) run() {
 	defer close(a.done)
 	defer a.reg.forget(a, true)
-	defer a.awaitSnapshot() // an actor that stops owns its snapshot in flight
 	if a.prev != nil {
 		<-a.prev.done
 		a.prev = nil
@@ -256,9 +253,6 @@ func (a *actor) loop() error {
 				return err
 			}
 			a.armTimer()
-		case d := <-a.snapC: // nil until the first snapshot in the background
-			a.finishSnapshot(d)
-			a.maybeSnapshot() // what came in meanwhile may make the next one due
 		case <-a.quit:
 			for m, ok := a.mailbox.get(); ok; m, ok = a.mailbox.get() {
 				if err := a.batch(m); err != nil {
@@ -526,20 +520,18 @@ func (a *actor) commit() error {
 	return nil
 }
 
-// maybeSnapshot starts storing a snapshot once enough events have passed
-// since the last one stored, unless one is being stored. A snapshot costs
-// time proportional to the state; taking one only after at least half as
-// many events as the state holds keeps the cost per event constant, while
-// replay after a restart stays bounded by about half the state's size in
-// events (plus what comes in while a snapshot is being stored). The copy
-// is taken in the actor, the sealing and marshalling happen beside it.
+// maybeSnapshot stores a snapshot once enough events have passed since the
+// last one. A snapshot costs time proportional to the state; taking one
+// only after at least half as many events as the state holds keeps the
+// cost per event constant, while replay after a restart stays bounded by
+// half the state's size in events.
 func (a *actor) maybeSnapshot() {
 	due := uint64(a.reg.cfg.SnapshotEvery)
 	if n := uint64(a.state.Size() / 2); n > due {
 		due = n
 	}
 	if a.seq-a.snapSeq >= due {
-		a.snapshotAsync()
+		a.snapshot()
 	}
 }
 
@@ -786,66 +778,21 @@ func (a *actor) armTimer() {
 	a.timerC, a.timerStop = a.reg.cfg.Clock.NewTimer(at.Sub(a.reg.cfg.Clock.Now()))
 }
 
-// snapshot stores the state if events arrived since the last snapshot, and
-// returns once it is stored, after any snapshot in flight: what a stopping
-// actor does. Failure is logged only: the journal already holds everything.
+// snapshot stores the state if events arrived since the last snapshot.
+// Failure is logged only: the journal already holds everything.
 func (a *actor) snapshot() {
-	a.awaitSnapshot()
 	if a.state == nil || a.seq == a.snapSeq {
 		return
 	}
-	a.finishSnapshot(snapDone{seq: a.seq, err: a.saveSnapshot(a.state.Snapshot(), a.seq)})
-}
-
-// snapDone is how a snapshot ended.
-type snapDone struct {
-	seq uint64
-	err error
-}
-
-// snapshotAsync starts storing the state on a goroutine of its own, unless
-// one is in flight: the actor copies the state (cheap) and goes on, and the
-// codec seals and marshals the copy (for a tenant with many bookings, the
-// expensive part) meanwhile. The loop hears how it ended on snapC.
-func (a *actor) snapshotAsync() {
-	if a.snapping || a.state == nil || a.seq == a.snapSeq {
-		return
-	}
-	if a.snapC == nil {
-		a.snapC = make(chan snapDone, 1)
-	}
-	snap, seq := a.state.Snapshot(), a.seq
-	a.snapping = true
-	go func() { a.snapC <- snapDone{seq: seq, err: a.saveSnapshot(snap, seq)} }()
-}
-
-// saveSnapshot encodes snap, the state at seq, and stores it.
-func (a *actor) saveSnapshot(snap *engine.Snapshot, seq uint64) error {
 	ctx, cancel := a.ctx()
-	defer cancel()
-	data, err := a.reg.cfg.Codec.EncodeSnapshot(ctx, a.tenant, snap)
+	data, err := a.reg.cfg.Codec.EncodeSnapshot(ctx, a.tenant, a.state)
+	if err == nil {
+		err = a.reg.cfg.Store.SaveSnapshot(ctx, a.tenant, persistence.Snapshot{Seq: a.seq, Data: data})
+	}
+	cancel()
 	if err != nil {
-		return err
-	}
-	return a.reg.cfg.Store.SaveSnapshot(ctx, a.tenant, persistence.Snapshot{Seq: seq, Data: data})
-}
-
-// awaitSnapshot waits for the snapshot in flight, if there is one.
-func (a *actor) awaitSnapshot() {
-	if a.snapping {
-		a.finishSnapshot(<-a.snapC)
-	}
-}
-
-// finishSnapshot takes note of how a snapshot ended.
-func (a *actor) finishSnapshot(d snapDone) {
-	a.snapping = false
-	if d.err != nil {
-		a.reg.cfg.Logger.Warn("snapshot failed", "tenant", a.tenant, "seq", d.seq, "err", d.err)
+		a.reg.cfg.Logger.Warn("snapshot failed", "tenant", a.tenant, "seq", a.seq, "err", err)
 		return
 	}
-	// A reload meanwhile may have found a newer stored snapshot.
-	if d.seq > a.snapSeq {
-		a.snapSeq = d.seq
-	}
+	a.snapSeq = a.seq
 }

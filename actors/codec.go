@@ -28,10 +28,8 @@ type Codec interface {
 	EncodeEvents(ctx context.Context, tenant string, events []engine.Event) ([][]byte, error)
 	// DecodeEvents decodes journal entries' data, in order.
 	DecodeEvents(ctx context.Context, tenant string, data [][]byte) ([]engine.Event, error)
-	// EncodeSnapshot serializes snap, a copy of the tenant's state, which
-	// the codec must not change. It runs on a goroutine of its own while
-	// the tenant's actor goes on (at most one per tenant at a time).
-	EncodeSnapshot(ctx context.Context, tenant string, snap *engine.Snapshot) ([]byte, error)
+	// EncodeSnapshot serializes st, which the codec must not change or keep.
+	EncodeSnapshot(ctx context.Context, tenant string, st *engine.State) ([]byte, error)
 	// DecodeSnapshot rebuilds a state from EncodeSnapshot's bytes.
 	DecodeSnapshot(ctx context.Context, tenant string, data []byte) (*engine.State, error)
 }
@@ -81,9 +79,9 @@ func (JSONCodec) DecodeEvents(_ context.Context, _ string, data [][]byte) ([]eng
 	return out, nil
 }
 
-// EncodeSnapshot implements Codec with Snapshot.Marshal.
-func (JSONCodec) EncodeSnapshot(_ context.Context, _ string, snap *engine.Snapshot) ([]byte, error) {
-	return snap.Marshal(nil)
+// EncodeSnapshot implements Codec with State.MarshalSnapshot.
+func (JSONCodec) EncodeSnapshot(_ context.Context, _ string, st *engine.State) ([]byte, error) {
+	return st.MarshalSnapshot()
 }
 
 // DecodeSnapshot implements Codec with engine.RestoreState.

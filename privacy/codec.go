@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
@@ -317,10 +318,10 @@ func (c *Codec) DecodeEvents(ctx context.Context, tenant string, data [][]byte) 
 
 // EncodeSnapshot implements actors.Codec: the engine's snapshot with every
 // booking's customer sealed.
-func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, snap *engine.Snapshot) ([]byte, error) {
+func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, st *engine.State) ([]byte, error) {
 	sk, m := c.batchKeys()
 	subjects := map[string]bool{}
-	for _, b := range snap.Bookings() {
+	for _, b := range st.Bookings(time.Time{}, time.Time{}) {
 		if b.Customer.Subject != "" && !b.Customer.Erased {
 			subjects[b.Customer.Subject] = true
 		}
@@ -328,7 +329,7 @@ func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, snap *engine.
 	if err := c.warm(ctx, m, tenant, subjects); err != nil {
 		return nil, err
 	}
-	return snap.Marshal(func(b engine.Booking) (engine.Customer, error) { return c.seal(ctx, sk, tenant, b) })
+	return st.MarshalSnapshotWith(func(b engine.Booking) (engine.Customer, error) { return c.seal(ctx, sk, tenant, b) })
 }
 
 // DecodeSnapshot implements actors.Codec.
