@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,10 +66,18 @@ func benchBook(b *testing.B, private, oneStore bool, customers int) {
 	}
 	mustDo(b, r, "bench", engine.Configure{Config: tc})
 	var next atomic.Int64
+	var mu sync.Mutex
+	var took []time.Duration // each Do, for the tail: a snapshot that stalls the actor shows here
 	b.SetParallelism(64)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
+		var mine []time.Duration
+		defer func() {
+			mu.Lock()
+			took = append(took, mine...)
+			mu.Unlock()
+		}()
 		for pb.Next() {
 			i := int(next.Add(1) - 1)
 			who := i
@@ -77,15 +87,23 @@ func benchBook(b *testing.B, private, oneStore bool, customers int) {
 			cmd := engine.Book{BookingID: fmt.Sprintf("b%d", i), ServiceID: "slot", ResourceID: fmt.Sprintf("desk-%d", i%desks),
 				Start:    t0.Truncate(time.Hour).Add(time.Hour + time.Duration(i/desks)*5*time.Minute),
 				Customer: engine.Customer{Name: fmt.Sprintf("Customer %d", who), Email: fmt.Sprintf("c%d@example.com", who)}}
+			began := time.Now()
 			if _, err := r.Do(ctx, "bench", cmd); err != nil {
 				b.Errorf("Do(Book %s) = %v", cmd.BookingID, err)
 				return
 			}
+			mine = append(mine, time.Since(began))
 		}
 	})
 	b.StopTimer()
 	if sec := b.Elapsed().Seconds(); sec > 0 {
 		b.ReportMetric(float64(b.N)/sec, "bookings/s")
+	}
+	if len(took) > 0 {
+		slices.Sort(took)
+		ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+		b.ReportMetric(ms(took[len(took)*99/100]), "p99-ms")
+		b.ReportMetric(ms(took[len(took)-1]), "max-ms")
 	}
 }
 
