@@ -264,8 +264,7 @@ func (d *decider) place(svc *service, resourceID string, any bool, start time.Ti
 		if d.s.cfg.resources[resourceID] == nil {
 			return placement{}, Errorf(CodeNotFound, "resource %q does not exist", resourceID)
 		}
-		i := sort.SearchStrings(cands, resourceID)
-		if i == len(cands) || cands[i] != resourceID {
+		if !svc.delivers(resourceID) {
 			return placement{}, Errorf(CodeInvalid, "resource %s does not deliver service %s", resourceID, svc.cfg.ID)
 		}
 		cands = []string{resourceID}

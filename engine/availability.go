@@ -57,8 +57,7 @@ func (s *State) ValidateQuery(q AvailabilityQuery) (*time.Location, Interval, er
 		if s.cfg.resources[q.ResourceID] == nil {
 			return nil, Interval{}, Errorf(CodeNotFound, "resource %q does not exist", q.ResourceID)
 		}
-		i := sort.SearchStrings(svc.resources, q.ResourceID)
-		if i == len(svc.resources) || svc.resources[i] != q.ResourceID {
+		if !svc.delivers(q.ResourceID) {
 			return nil, Interval{}, Errorf(CodeInvalid, "resource %q does not deliver service %s", q.ResourceID, q.ServiceID)
 		}
 	}

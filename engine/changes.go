@@ -30,26 +30,20 @@ type resourceBlock struct {
 // changes nobody takes stays small.
 const maxTrackedBlocks = 64
 
-// All reports whether everything may have changed.
-func (c Changes) All() bool { return c.all }
-
 // Empty reports whether nothing that availability depends on changed.
 func (c Changes) Empty() bool { return !c.all && len(c.blocks) == 0 }
 
 // TakeChanges returns the changes since the last call and forgets them. A
 // new or restored state reports everything changed.
 func (s *State) TakeChanges() Changes {
-	c := Changes{all: !s.tracking || s.changedAll, blocks: s.changed}
-	if c.all {
-		c.blocks = nil
-	}
-	s.tracking, s.changedAll, s.changed = true, false, nil
+	c := Changes{all: s.changedAll, blocks: s.changed}
+	s.changedAll, s.changed = false, nil
 	return c
 }
 
 // touched records that the occupancy of resource changed over block.
 func (s *State) touched(resource string, block Interval) {
-	if !s.tracking || s.changedAll {
+	if s.changedAll {
 		return
 	}
 	if len(s.changed) >= maxTrackedBlocks {
@@ -80,10 +74,7 @@ func (s *State) ChangedAvailability(q AvailabilityQuery, now time.Time, c Change
 	}
 	svc := s.cfg.services[q.ServiceID]
 	for _, b := range c.blocks {
-		if q.ResourceID != "" && b.resource != q.ResourceID {
-			continue
-		}
-		if q.ResourceID == "" && !svc.delivers(b.resource) {
+		if !svc.delivers(b.resource) || (q.ResourceID != "" && b.resource != q.ResourceID) {
 			continue
 		}
 		// A slot starting at t occupies [t-before, t+dur+after): it
@@ -100,12 +91,6 @@ func (s *State) ChangedAvailability(q AvailabilityQuery, now time.Time, c Change
 		slots = append(slots, s.availability(q, now, loc, w)...)
 	}
 	return slots, windows, false, nil
-}
-
-// delivers reports whether r is one of the service's resources.
-func (svc *service) delivers(r string) bool {
-	i := sort.SearchStrings(svc.resources, r)
-	return i < len(svc.resources) && svc.resources[i] == r
 }
 
 // mergeIntervals sorts ivs and merges those that overlap or touch.

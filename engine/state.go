@@ -18,9 +18,9 @@ type State struct {
 	erased   map[string]bool           // data subjects erased (EraseSubject)
 	zones    map[string]*time.Location // viewer zones seen in queries; a cache
 
-	// What evolve changed since TakeChanges (changes.go); until the first
-	// TakeChanges nothing is tracked and everything counts as changed.
-	tracking   bool
+	// What evolve changed since TakeChanges (changes.go). A new state
+	// starts with everything changed, which also keeps a replay from
+	// tracking blocks nobody takes.
 	changedAll bool
 	changed    []resourceBlock
 }
@@ -48,7 +48,7 @@ func (s *State) zone(name string) (*time.Location, *Error) {
 // NewState returns the empty state of a tenant.
 func NewState(tenant string) *State {
 	return &State{tenant: tenant, bookings: map[string]*Booking{}, holds: map[string]*Hold{}, idem: map[string]IdemRecord{},
-		erased: map[string]bool{}}
+		erased: map[string]bool{}, changedAll: true}
 }
 
 // Tenant is the tenant id the state belongs to.

@@ -115,6 +115,12 @@ type service struct {
 	resources                []string // sorted
 }
 
+// delivers reports whether r is one of the service's resources.
+func (svc *service) delivers(r string) bool {
+	i := sort.SearchStrings(svc.resources, r)
+	return i < len(svc.resources) && svc.resources[i] == r
+}
+
 func parseClock(s string) (int, bool) {
 	if len(s) != 5 || s[2] != ':' {
 		return 0, false

@@ -152,21 +152,21 @@ func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Co
 		return cmd, nil
 	}
 	b := cmd.(engine.Book)
-	subject, created, keyed, err := c.subjectFor(ctx, c.batch, tenant, b.Customer.Email)
+	subject, created, err := c.subjectFor(ctx, c.batch, tenant, b.Customer.Email)
 	if err != nil {
 		return nil, fmt.Errorf("customer pseudonym: %w", err)
 	}
 	// A pseudonym minted just now gets its key here, on the caller's
 	// goroutine: creating it is a durable write, which the actor would
 	// otherwise make, one customer after another, inside its group commit
-	// (after DeferToJournal it was written with the index entry, keyed,
+	// (after DeferToJournal subjectFor wrote it with the index entry,
 	// and is handed to the actor's seal so that it need not read it back).
 	// A returning customer's key is read by the actor when it seals the
 	// booking, not here as well; in the rare case that it is missing (the
 	// subject was forgotten but not erased, or a crash came between the
 	// index entry and the key on a store without batches) the actor's
 	// seal creates it.
-	if created && !keyed {
+	if created && c.batch == nil {
 		if err := c.keys.Create(ctx, tenant, subject); err != nil {
 			return nil, fmt.Errorf("customer key: %w", err)
 		}
@@ -235,7 +235,7 @@ func (c *Codec) open(ctx context.Context, sk *secrets.SubjectKeys, tenant string
 		}
 		return engine.Customer{Name: sc.Name, Email: sc.Email, Phone: sc.Phone, Subject: cu.Subject}, nil
 	case cu.Subject == "" && NormalizeEmail(cu.Email) != "":
-		subject, _, _, err := c.subjectFor(ctx, nil, tenant, cu.Email)
+		subject, _, err := c.subjectFor(ctx, nil, tenant, cu.Email)
 		if err != nil {
 			return engine.Customer{}, fmt.Errorf("booking %s: customer pseudonym: %w", b.ID, err)
 		}

@@ -121,32 +121,32 @@ func (c *Codec) Subject(ctx context.Context, tenant, email string) (subject stri
 // have none, and whether it did. Two first bookings at once agree: the
 // index record is created only if absent, and the loser reads the
 // winner's. Given batch (c.batch after DeferToJournal), a new pseudonym's
-// index entry and key are written together in one deferred write, and
-// keyed reports it: the new key is then also handed to the seal of the
-// booking (c.minted), from before it is written, so that a Forget of the
-// subject once it is written drops it too. Without batch only the index
-// entry is written (synced) and the key is the caller's business.
-func (c *Codec) subjectFor(ctx context.Context, batch persistence.DeferredRecordPutter, tenant, email string) (subject string, created, keyed bool, err error) {
+// index entry and key are written together in one deferred write, and the
+// new key is also handed to the seal of the booking (c.minted), from before
+// it is written, so that a Forget of the subject once it is written drops
+// it too. Without batch only the index entry is written (synced) and the
+// key is the caller's business.
+func (c *Codec) subjectFor(ctx context.Context, batch persistence.DeferredRecordPutter, tenant, email string) (subject string, created bool, err error) {
 	key, err := c.indexKey(ctx, tenant, email)
 	if err != nil {
-		return "", false, false, err
+		return "", false, err
 	}
 	for range 3 {
 		rec, err := c.records.GetRecord(ctx, tenant, KindSubjectIndex, key)
 		if err == nil {
-			return string(rec.Value), false, false, nil
+			return string(rec.Value), false, nil
 		}
 		if !errors.Is(err, persistence.ErrNotFound) {
-			return "", false, false, fmt.Errorf("get subject index: %w", err)
+			return "", false, fmt.Errorf("get subject index: %w", err)
 		}
 		subject, err := newSubject()
 		if err != nil {
-			return "", false, false, err
+			return "", false, err
 		}
 		if batch != nil {
 			wrapped, werr := c.keys.NewWrapped(tenant, subject)
 			if werr != nil {
-				return "", false, false, fmt.Errorf("customer key: %w", werr)
+				return "", false, fmt.Errorf("customer key: %w", werr)
 			}
 			// The pseudonym is 128 random bits: no key can exist
 			// under it, and the store need not read to make sure.
@@ -157,17 +157,17 @@ func (c *Codec) subjectFor(ctx context.Context, batch persistence.DeferredRecord
 				{Kind: KindSubjectKey, Key: subject, Value: wrapped, Unique: true},
 			})
 			if err == nil {
-				return subject, true, true, nil
+				return subject, true, nil
 			}
 			c.minted.Remove(minted)
 		} else if _, err = c.records.PutRecord(ctx, tenant, KindSubjectIndex, key, []byte(subject), 0); err == nil {
-			return subject, true, false, nil
+			return subject, true, nil
 		}
 		if !errors.Is(err, persistence.ErrConflict) {
-			return "", false, false, fmt.Errorf("put subject index: %w", err)
+			return "", false, fmt.Errorf("put subject index: %w", err)
 		}
 	}
-	return "", false, false, fmt.Errorf("subject index: %w", persistence.ErrConflict)
+	return "", false, fmt.Errorf("subject index: %w", persistence.ErrConflict)
 }
 
 // unlink deletes the index entry of email if it still names subject, so
