@@ -599,7 +599,7 @@ func (a *actor) subscribe(x *message) {
 		}
 		return
 	}
-	key := queryKey(sub.Query)
+	key := sub.Query.Key()
 	g := a.groups[key]
 	if g == nil {
 		view, err := engine.NewView(a.state, sub.Query, a.reg.cfg.Clock.Now())

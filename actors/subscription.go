@@ -137,7 +137,3 @@ type queryGroup struct {
 	view *engine.View
 	subs map[uint64]*Subscription
 }
-
-func queryKey(q engine.AvailabilityQuery) string {
-	return q.ServiceID + "\x00" + q.ResourceID + "\x00" + q.From + "\x00" + q.To + "\x00" + q.TimeZone
-}

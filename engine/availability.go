@@ -20,6 +20,11 @@ type AvailabilityQuery struct {
 	TimeZone   string `json:"tz"`
 }
 
+// Key identifies the query: equal queries have equal keys.
+func (q AvailabilityQuery) Key() string {
+	return q.ServiceID + "\x00" + q.ResourceID + "\x00" + q.From + "\x00" + q.To + "\x00" + q.TimeZone
+}
+
 // Slot is one bookable start. Resources lists those free for it (sorted);
 // Seats is the number of bookings still possible (summed over resources).
 // Start and End are in the viewer's zone.

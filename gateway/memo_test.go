@@ -24,11 +24,11 @@ func TestDeltaEncodedOnceSameBytes(t *testing.T) {
 	for _, u := range updates {
 		calls := 0
 		for _, id := range []string{"s1", "s42", `s"odd\`} {
-			got := withSub(u.Memo(func(u *actors.Update) []byte { calls++; return encodeDelta(u) }), id)
+			got := appendWithSub(nil, u.Memo(func(u *actors.Update) []byte { calls++; return encodeDelta(u) }), id)
 			v := u.Version
 			want := encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Sub: id, Version: &v, Upserted: u.Upserted, Removed: u.Removed})
 			if !bytes.Equal(got, want) {
-				t.Errorf("withSub(Memo(encodeDelta), %q) =\n%s\nwant\n%s", id, got, want)
+				t.Errorf("appendWithSub(Memo(encodeDelta), %q) =\n%s\nwant\n%s", id, got, want)
 			}
 		}
 		if calls != 1 {

@@ -256,16 +256,9 @@ func encodeDelta(u *actors.Update) []byte {
 	return encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Version: &v, Upserted: u.Upserted, Removed: u.Removed})
 }
 
-// withSub returns the shared encoding frame with "sub": id added, the same
-// bytes encodeFrame would give with Sub set.
-func withSub(frame []byte, id string) []byte {
-	if !bytes.HasPrefix(frame, []byte(availabilityPrefix)) {
-		return frame // an internal error frame: no subscription to name
-	}
-	return appendWithSub(make([]byte, 0, len(frame)+len(id)+16), frame, id)
-}
-
-// appendWithSub appends withSub(frame, id) to dst.
+// appendWithSub appends the shared encoding frame with "sub": id added to
+// dst: the same bytes encodeFrame would give with Sub set. An internal
+// error frame, which names no subscription, is appended as it is.
 func appendWithSub(dst, frame []byte, id string) []byte {
 	if !bytes.HasPrefix(frame, []byte(availabilityPrefix)) {
 		return append(dst, frame...)

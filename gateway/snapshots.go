@@ -41,7 +41,7 @@ const subscribedPrefix = `{"v":1,"type":"subscribed",`
 // the cache if it holds an equal one. It returns nil if slots cannot be
 // encoded (encodeFrame's internal error frame).
 func (sc *snapshotCache) get(tenant string, q engine.AvailabilityQuery, version uint64, slots []engine.Slot) *snapshot {
-	key := tenant + "\x00" + q.ServiceID + "\x00" + q.ResourceID + "\x00" + q.From + "\x00" + q.To + "\x00" + q.TimeZone
+	key := tenant + "\x00" + q.Key()
 	i := maphash.String(sc.seed, key) % snapshotCacheSize
 	sc.mu.Lock()
 	e := sc.entries[i]
