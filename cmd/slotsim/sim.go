@@ -30,6 +30,7 @@ type sim struct {
 	api            *api
 	wsHTTP         *http.Client
 	rec            *recorder
+	pushes         pushCache // decoded push frames, shared by the viewers
 	prog           *progress
 
 	tenants   []*tenantRun

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -193,7 +194,7 @@ func (c *wsConn) serve(ctx context.Context, ws *websocket.Conn) {
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
-		c.read(rctx, ws)
+		c.read(ws)
 	}()
 	c.up.Store(true)
 	if c.onConnect != nil {
@@ -251,17 +252,34 @@ func (c *wsConn) write(ctx context.Context, ws *websocket.Conn, readerDone <-cha
 	}
 }
 
-func (c *wsConn) read(ctx context.Context, ws *websocket.Conn) {
+// read handles the frames ws receives until it fails. It reads without a
+// context: serve closes ws to end it, and a context per read costs the
+// library a callback registered and removed per frame. Frames are read into
+// one buffer per connection rather than allocated.
+func (c *wsConn) read(ws *websocket.Conn) {
+	var buf bytes.Buffer
 	for {
-		_, data, err := ws.Read(ctx)
+		_, r, err := ws.Reader(context.Background())
 		if err != nil {
 			return
 		}
+		if buf.Cap() > 16<<10 {
+			buf = bytes.Buffer{} // a snapshot's size, not to be kept per viewer
+		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return
+		}
+		data := buf.Bytes()
 		at := time.Now()
-		var f frame
-		if err := json.Unmarshal(data, &f); err != nil {
-			c.sim.rec.stray("x_bad_frame")
-			continue
+		f := c.sim.pushes.get(data)
+		if f == nil {
+			f = new(frame)
+			if err := json.Unmarshal(data, f); err != nil {
+				c.sim.rec.stray("x_bad_frame")
+				continue
+			}
+			c.sim.pushes.put(data, f)
 		}
 		if f.ID == "" {
 			if f.Type == "error" {
@@ -269,7 +287,7 @@ func (c *wsConn) read(ctx context.Context, ws *websocket.Conn) {
 				continue
 			}
 			if c.onPush != nil {
-				c.onPush(c, &f, at)
+				c.onPush(c, f, at)
 			}
 			continue
 		}
@@ -282,7 +300,7 @@ func (c *wsConn) read(ctx context.Context, ws *websocket.Conn) {
 			continue
 		}
 		c.inflight.Add(-1)
-		cl.done(cl, &f, answered)
+		cl.done(cl, f, answered)
 	}
 }
 
