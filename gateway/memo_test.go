@@ -23,7 +23,7 @@ func TestDeltaEncodedOnceSameBytes(t *testing.T) {
 	}
 	for _, u := range updates {
 		calls := 0
-		for _, id := range []string{"s1", "s42", `s"odd\`} {
+		for _, id := range []string{"s1", "s42", `s"odd\`, "s<1>&", "sé\u2028", "s\x01"} {
 			got := appendWithSub(nil, u.Memo(func(u *actors.Update) []byte { calls++; return encodeDelta(u) }), id)
 			v := u.Version
 			want := encodeFrame(Frame{V: ProtocolVersion, Type: TypeAvailability, Sub: id, Version: &v, Upserted: u.Upserted, Removed: u.Removed})
@@ -32,7 +32,7 @@ func TestDeltaEncodedOnceSameBytes(t *testing.T) {
 			}
 		}
 		if calls != 1 {
-			t.Errorf("update %d encoded %d times for 3 subscribers, want 1", u.Version, calls)
+			t.Errorf("update %d encoded %d times for 6 subscribers, want 1", u.Version, calls)
 		}
 	}
 }

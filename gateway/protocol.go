@@ -270,10 +270,19 @@ func appendWithSub(dst, frame []byte, id string) []byte {
 	return append(dst, frame[len(availabilityPrefix):]...)
 }
 
-// appendJSONString appends s as encoding/json writes a string field.
+// appendJSONString appends s as encoding/json writes a string field:
+// quoted as it is when nothing in it needs escaping (subscription ids
+// such as "s1"), else by encoding/json.
 func appendJSONString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s)
-	return append(dst, b...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // encodeFrame marshals f. Frames hold only marshalable values; should one

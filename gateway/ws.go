@@ -30,6 +30,7 @@ type conn struct {
 	s      *Server
 	ws     *websocket.Conn
 	nc     net.Conn        // under ws
+	cork   *corker         // under ws's writer; nil if ws writes to nc itself
 	br     *bufio.Reader   // ws's; read only between two messages (waitReadable)
 	rc     syscall.RawConn // nc's, to wait for its next message; nil if not supported
 	early  bool            // bytes sent with the handshake are not in br before the first Read
@@ -119,7 +120,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 	cctx, ccancel := context.WithCancel(context.Background())
-	c := &conn{s: s, ws: ws, nc: sb.nc, br: sb.br, rc: rawConn(sb.nc), early: sb.early, ctx: cctx, cancel: ccancel,
+	c := &conn{s: s, ws: ws, nc: sb.nc, cork: sb.cork, br: sb.br, rc: rawConn(sb.nc), early: sb.early, ctx: cctx, cancel: ccancel,
 		done: make(chan struct{}), lim: newLimiter(s.cfg), ip: s.ClientIP(r), principal: p, tenant: tenant, authed: authed,
 		subs: map[string]*actors.Subscription{}, claimed: q.Get("tenant")}
 	s.mu.Lock()
@@ -173,6 +174,7 @@ const (
 type smallBuffers struct {
 	http.ResponseWriter
 	nc    net.Conn      // once hijacked
+	cork  *corker       // under the writer given to Accept
 	br    *bufio.Reader // given to Accept
 	early bool          // the client sent bytes after its handshake
 }
@@ -201,8 +203,8 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	} else {
 		br = bufio.NewReaderSize(nc, wsReadBuffer)
 	}
-	w.nc, w.br, w.early = nc, br, brw.Reader.Buffered() > 0
-	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, wsWriteBuffer)), nil
+	w.nc, w.cork, w.br, w.early = nc, &corker{nc: nc}, br, brw.Reader.Buffered() > 0
+	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(w.cork, wsWriteBuffer)), nil
 }
 
 // bindTenant decides which tenant a token-authenticated connection acts on.
@@ -345,6 +347,8 @@ func (c *conn) goLocked(f func()) {
 
 // writer writes the queued frames and ends when the queue is empty, so
 // that an idle connection holds no writer goroutine (nor an empty queue).
+// It takes what is queued at once and writes it corked: one write(2) for
+// the frames that queued up together.
 func (c *conn) writer() {
 	defer c.wg.Done()
 	for {
@@ -355,31 +359,10 @@ func (c *conn) writer() {
 			c.qmu.Unlock()
 			return
 		}
-		f := c.queue[0]
-		c.queue[0] = outFrame{}
-		c.queue = c.queue[1:]
+		batch := c.queue
+		c.queue = nil
 		c.qmu.Unlock()
-		// The deadline drops the TCP connection, as the library does when
-		// the context of a write ends; a context would stay referenced
-		// by the library until the next write, ~700 bytes per idle
-		// connection. Not c.ctx either: it ends as soon as the reader
-		// stops, racing the close handshake that tells the client why.
-		b, buf := f.b, (*[]byte)(nil)
-		if b == nil {
-			buf, _ = c.s.frames.Get().(*[]byte)
-			if buf == nil {
-				buf = new([]byte)
-			}
-			b = c.encode(f, (*buf)[:0])
-		}
-		t := time.AfterFunc(c.s.cfg.WriteTimeout, func() { _ = c.nc.Close() })
-		err := c.ws.Write(context.Background(), websocket.MessageText, b)
-		t.Stop()
-		if buf != nil && cap(b) <= maxPooledFrame {
-			*buf = b[:0] // b may be buf grown, or an encoding of its own
-			c.s.frames.Put(buf)
-		}
-		if err != nil {
+		if err := c.writeBatch(batch); err != nil {
 			c.qmu.Lock()
 			c.stopped, c.writing, c.queue = true, false, nil
 			c.qmu.Unlock()
@@ -387,6 +370,53 @@ func (c *conn) writer() {
 			return
 		}
 	}
+}
+
+// writeBatch writes frames, corked when there are several. The deadline
+// (Config.WriteTimeout for the batch) drops the TCP connection, as the
+// library does when the context of a write ends; a context would stay
+// referenced by the library until the next write, ~700 bytes per idle
+// connection. Not c.ctx either: it ends as soon as the reader stops,
+// racing the close handshake that tells the client why.
+func (c *conn) writeBatch(batch []outFrame) error {
+	t := time.AfterFunc(c.s.cfg.WriteTimeout, func() { _ = c.nc.Close() })
+	defer t.Stop()
+	corked := len(batch) > 1 && c.cork != nil
+	if corked {
+		c.cork.cork()
+	}
+	var err error
+	for i := range batch {
+		if err == nil {
+			err = c.writeFrame(batch[i])
+		}
+		batch[i] = outFrame{}
+	}
+	if corked {
+		if uerr := c.cork.uncork(); err == nil {
+			err = uerr
+		}
+	}
+	return err
+}
+
+// writeFrame writes one frame, encoding it into a pooled buffer if it is
+// assembled from a shared encoding.
+func (c *conn) writeFrame(f outFrame) error {
+	b, buf := f.b, (*[]byte)(nil)
+	if b == nil {
+		buf, _ = c.s.frames.Get().(*[]byte)
+		if buf == nil {
+			buf = new([]byte)
+		}
+		b = c.encode(f, (*buf)[:0])
+	}
+	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	if buf != nil && cap(b) <= maxPooledFrame {
+		*buf = b[:0] // b may be buf grown, or an encoding of its own
+		c.s.frames.Put(buf)
+	}
+	return err
 }
 
 // encode returns the frame of f, appended to buf when it is assembled from

@@ -1,0 +1,145 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// writeLog is a net.Conn that records each Write.
+type writeLog struct {
+	net.Conn // nil unless wrapping a real connection
+	mu       sync.Mutex
+	writes   [][]byte
+}
+
+func (w *writeLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.writes = append(w.writes, bytes.Clone(p))
+	w.mu.Unlock()
+	if w.Conn != nil {
+		return w.Conn.Write(p)
+	}
+	return len(p), nil
+}
+
+func (w *writeLog) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.writes)
+}
+
+func TestCorkerKeepsUntilUncork(t *testing.T) {
+	log := &writeLog{}
+	k := &corker{nc: log}
+	if _, err := k.Write([]byte("a")); err != nil || log.count() != 1 {
+		t.Fatalf("uncorked write: err %v, %d writes, want it written at once", err, log.count())
+	}
+	k.cork()
+	for _, p := range []string{"b", "c", "d"} {
+		if n, err := k.Write([]byte(p)); n != 1 || err != nil {
+			t.Fatalf("corked Write(%q) = %d, %v", p, n, err)
+		}
+	}
+	if log.count() != 1 {
+		t.Fatalf("%d writes while corked, want none beyond the first", log.count()-1)
+	}
+	if err := k.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if log.count() != 2 || string(log.writes[1]) != "bcd" {
+		t.Fatalf("after uncork: writes %q, want one write of \"bcd\"", log.writes)
+	}
+	if err := k.uncork(); err != nil || log.count() != 2 {
+		t.Fatalf("second uncork wrote again (%q, %v)", log.writes, err)
+	}
+}
+
+func TestCorkerWritesThroughBeyondLimit(t *testing.T) {
+	log := &writeLog{}
+	k := &corker{nc: log}
+	k.cork()
+	first := bytes.Repeat([]byte("x"), maxCorked-10)
+	second := bytes.Repeat([]byte("y"), 20)
+	k.Write(first)
+	k.Write(second)
+	if log.count() != 2 || !bytes.Equal(log.writes[0], first) || !bytes.Equal(log.writes[1], second) {
+		t.Fatalf("over the limit: %d writes, want what was kept and then the new bytes, in order", log.count())
+	}
+	k.Write([]byte("z"))
+	k.uncork()
+	if log.count() != 3 || string(log.writes[2]) != "z" {
+		t.Fatalf("after writing through, still corked: got %d writes", log.count())
+	}
+}
+
+// TestWriterCoalescesQueuedFrames queues several frames on a real
+// WebSocket at once and requires them to reach the client intact and in
+// order, in one write(2).
+func TestWriterCoalescesQueuedFrames(t *testing.T) {
+	const n = 5
+	srv := &Server{cfg: Config{WriteTimeout: 5 * time.Second, OutQueue: 256}}
+	log := &writeLog{}
+	conns := make(chan *conn, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sb := &smallBuffers{ResponseWriter: w}
+		ws, err := websocket.Accept(sb, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		log.Conn = sb.nc
+		sb.cork.nc = log
+		ctx, cancel := context.WithCancel(context.Background())
+		conns <- &conn{s: srv, ws: ws, nc: sb.nc, cork: sb.cork, ctx: ctx, cancel: cancel}
+	}))
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.CloseNow()
+	c := <-conns
+	defer c.cancel()
+
+	c.qmu.Lock()
+	for i := range n {
+		if !c.queueLocked(outFrame{b: fmt.Appendf(nil, `{"n":%d}`, i)}) {
+			t.Fatal("queue full")
+		}
+	}
+	c.qmu.Unlock()
+	for i := range n {
+		_, b, err := client.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf(`{"n":%d}`, i); string(b) != want {
+			t.Fatalf("frame %d = %s, want %s", i, b, want)
+		}
+	}
+	c.wg.Wait()
+	if log.count() != 1 {
+		t.Fatalf("%d frames queued together took %d writes, want 1", n, log.count())
+	}
+	// A frame queued alone is written alone, at once.
+	c.enqueue(outFrame{b: []byte(`{"n":"alone"}`)})
+	if _, b, err := client.Read(ctx); err != nil || string(b) != `{"n":"alone"}` {
+		t.Fatalf("lone frame: %s, %v", b, err)
+	}
+	c.wg.Wait()
+	if log.count() != 2 {
+		t.Fatalf("lone frame: %d writes in all, want 2", log.count())
+	}
+}
