@@ -73,9 +73,15 @@ type actor struct {
 	// coalesce into it, so a notification never blocks or fails.
 	wake chan struct{}
 
-	state       *engine.State
-	seq         uint64
-	snapSeq     uint64
+	state    *engine.State
+	seq      uint64
+	snapSeq  uint64
+	snapping bool          // a snapshot is being stored in the background
+	snapC    chan snapDone // its outcome; made on first use
+	// erasures counts the erasures (and reloads) the actor has applied,
+	// before it answers them; a snapshot in the background, copied
+	// before one, is not stored (see snapshotAsync).
+	erasures    atomic.Uint64
 	pending     []*message
 	inflight    []*message // the batch being handled, answered or not
 	uncommitted []engine.Event
@@ -139,6 +145,7 @@ func (a *actor) ctx() (context.Context, context.CancelFunc) {
 func (a *actor) run() {
 	defer close(a.done)
 	defer a.reg.forget(a, true)
+	defer a.awaitSnapshot() // an actor that stops owns its snapshot in flight
 	if a.prev != nil {
 		<-a.prev.done
 		a.prev = nil
@@ -253,6 +260,9 @@ func (a *actor) loop() error {
 				return err
 			}
 			a.armTimer()
+		case d := <-a.snapC: // nil until the first snapshot in the background
+			a.finishSnapshot(d)
+			a.maybeSnapshot() // what came in meanwhile may make the next one due
 		case <-a.quit:
 			for m, ok := a.mailbox.get(); ok; m, ok = a.mailbox.get() {
 				if err := a.batch(m); err != nil {
@@ -321,6 +331,9 @@ func (a *actor) reload(from uint64, withNewer bool) (newer []engine.Event, err e
 		}
 	}
 	a.state, a.seq, a.snapSeq = st, seq, snap.Seq
+	// Another writer's erasures may be in what was loaded (and a snapshot
+	// in flight was copied from the state replaced).
+	a.erasures.Add(1)
 	if withNewer {
 		a.reg.cfg.Metrics.FollowedEvents.Add(float64(len(newer)))
 	}
@@ -449,6 +462,11 @@ func (a *actor) apply(x *message) {
 	x.res, x.err = engine.Apply(a.state, x.cmd, a.reg.cfg.Clock.Now())
 	if x.err == nil {
 		a.uncommitted = append(a.uncommitted, x.res.Events...)
+		for _, e := range x.res.Events {
+			if e.Type == engine.EvSubjectErased {
+				a.erasures.Add(1)
+			}
+		}
 	}
 	a.pending = append(a.pending, x)
 }
@@ -520,18 +538,20 @@ func (a *actor) commit() error {
 	return nil
 }
 
-// maybeSnapshot stores a snapshot once enough events have passed since the
-// last one. A snapshot costs time proportional to the state; taking one
-// only after at least half as many events as the state holds keeps the
-// cost per event constant, while replay after a restart stays bounded by
-// half the state's size in events.
+// maybeSnapshot starts storing a snapshot once enough events have passed
+// since the last one stored, unless one is being stored. A snapshot costs
+// time proportional to the state; taking one only after at least half as
+// many events as the state holds keeps the cost per event constant, while
+// replay after a restart stays bounded by about half the state's size in
+// events (plus what comes in while a snapshot is being stored). The copy
+// is taken in the actor, the sealing and marshalling happen beside it.
 func (a *actor) maybeSnapshot() {
 	due := uint64(a.reg.cfg.SnapshotEvery)
 	if n := uint64(a.state.Size() / 2); n > due {
 		due = n
 	}
 	if a.seq-a.snapSeq >= due {
-		a.snapshot()
+		a.snapshotAsync()
 	}
 }
 
@@ -778,21 +798,99 @@ func (a *actor) armTimer() {
 	a.timerC, a.timerStop = a.reg.cfg.Clock.NewTimer(at.Sub(a.reg.cfg.Clock.Now()))
 }
 
-// snapshot stores the state if events arrived since the last snapshot.
-// Failure is logged only: the journal already holds everything.
+// snapshot stores the state if events arrived since the last snapshot, and
+// returns once it is stored, after any snapshot in flight: what a stopping
+// actor does, and what it falls back to when a snapshot cannot be encoded
+// beside it. Failure is logged only: the journal already holds everything.
 func (a *actor) snapshot() {
+	a.awaitSnapshot()
 	if a.state == nil || a.seq == a.snapSeq {
 		return
 	}
 	ctx, cancel := a.ctx()
-	data, err := a.reg.cfg.Codec.EncodeSnapshot(ctx, a.tenant, a.state)
+	defer cancel()
+	data, err := a.reg.cfg.Codec.EncodeSnapshot(ctx, a.tenant, a.state.Snapshot(), true)
 	if err == nil {
 		err = a.reg.cfg.Store.SaveSnapshot(ctx, a.tenant, persistence.Snapshot{Seq: a.seq, Data: data})
 	}
-	cancel()
-	if err != nil {
-		a.reg.cfg.Logger.Warn("snapshot failed", "tenant", a.tenant, "seq", a.seq, "err", err)
+	a.finishSnapshot(snapDone{seq: a.seq, err: err})
+}
+
+// snapDone is how a snapshot ended.
+type snapDone struct {
+	seq     uint64
+	err     error
+	skipped bool // an erasure came after the copy: not stored
+}
+
+// snapshotAsync starts storing the state on a goroutine of its own, unless
+// one is in flight: the actor copies the state (cheap) and goes on, and the
+// codec seals and marshals the copy (for a tenant with many bookings, the
+// expensive part) meanwhile. The loop hears how it ended on snapC.
+//
+// Erasure orders against it as follows. The copy may hold a customer in
+// the clear whom the actor erases before the copy is sealed; the erasure
+// then forgets the subject's key, and a new key could even be made for
+// the subject (a booking between the forgetting and the unlinking of
+// their email). Sealing the copy under such a key would bring the erased
+// customer back, readable. So the codec seals beside the actor only under
+// keys that exist, never creating one (ErrSnapshotInActor otherwise: the
+// actor then snapshots itself, ordered with its commands), and the copy is
+// stored only if no erasure was applied since it was taken, checked after
+// the sealing: an erasure applied after the check is answered after it,
+// so its key is forgotten only after every key the sealing used was read.
+func (a *actor) snapshotAsync() {
+	if a.snapping || a.state == nil || a.seq == a.snapSeq {
 		return
 	}
-	a.snapSeq = a.seq
+	if a.snapC == nil {
+		a.snapC = make(chan snapDone, 1)
+	}
+	snap, seq, epoch := a.state.Snapshot(), a.seq, a.erasures.Load()
+	a.snapping = true
+	go func() { a.snapC <- a.saveSnapshot(snap, seq, epoch) }()
+}
+
+// saveSnapshot encodes snap, the state at seq, beside the actor, and stores
+// it unless an erasure came after the copy (epoch is the actor's erasure
+// count then).
+func (a *actor) saveSnapshot(snap *engine.Snapshot, seq, epoch uint64) snapDone {
+	ctx, cancel := a.ctx()
+	defer cancel()
+	data, err := a.reg.cfg.Codec.EncodeSnapshot(ctx, a.tenant, snap, false)
+	if err != nil {
+		return snapDone{seq: seq, err: err}
+	}
+	if a.erasures.Load() != epoch {
+		return snapDone{seq: seq, skipped: true}
+	}
+	return snapDone{seq: seq, err: a.reg.cfg.Store.SaveSnapshot(ctx, a.tenant, persistence.Snapshot{Seq: seq, Data: data})}
+}
+
+// awaitSnapshot waits for the snapshot in flight, if there is one.
+func (a *actor) awaitSnapshot() {
+	if a.snapping {
+		a.finishSnapshot(<-a.snapC)
+	}
+}
+
+// finishSnapshot takes note of how a snapshot ended.
+func (a *actor) finishSnapshot(d snapDone) {
+	a.snapping = false
+	if d.skipped {
+		a.reg.cfg.Logger.Debug("snapshot not stored: an erasure came after the copy", "tenant", a.tenant, "seq", d.seq)
+		return
+	}
+	if errors.Is(d.err, ErrSnapshotInActor) {
+		a.snapshot()
+		return
+	}
+	if d.err != nil {
+		a.reg.cfg.Logger.Warn("snapshot failed", "tenant", a.tenant, "seq", d.seq, "err", d.err)
+		return
+	}
+	// A reload meanwhile may have found a newer stored snapshot.
+	if d.seq > a.snapSeq {
+		a.snapSeq = d.seq
+	}
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/slotd/slotd/engine"
@@ -28,11 +29,23 @@ type Codec interface {
 	EncodeEvents(ctx context.Context, tenant string, events []engine.Event) ([][]byte, error)
 	// DecodeEvents decodes journal entries' data, in order.
 	DecodeEvents(ctx context.Context, tenant string, data [][]byte) ([]engine.Event, error)
-	// EncodeSnapshot serializes st, which the codec must not change or keep.
-	EncodeSnapshot(ctx context.Context, tenant string, st *engine.State) ([]byte, error)
+	// EncodeSnapshot serializes snap, a copy of the tenant's state, which
+	// the codec must not change. Unless inActor, it runs on a goroutine of
+	// its own while the tenant's actor goes on (at most one per tenant at
+	// a time), and must then not make a change that the actor has to
+	// order against its commands, such as creating a customer's key:
+	// where it would need one it fails with ErrSnapshotInActor, and the
+	// actor takes the snapshot again itself, with inActor.
+	EncodeSnapshot(ctx context.Context, tenant string, snap *engine.Snapshot, inActor bool) ([]byte, error)
 	// DecodeSnapshot rebuilds a state from EncodeSnapshot's bytes.
 	DecodeSnapshot(ctx context.Context, tenant string, data []byte) (*engine.State, error)
 }
+
+// ErrSnapshotInActor is returned, wrapped, by a Codec's EncodeSnapshot
+// beside the actor when the copy can be encoded only with a change the
+// actor must order, such as a customer's key created: the actor then takes
+// the snapshot itself.
+var ErrSnapshotInActor = errors.New("snapshot must be taken in the actor")
 
 // A CommandPreparer is a Codec that must see every command before it is
 // applied: Registry.Do hands it the command on the caller's goroutine
@@ -79,9 +92,9 @@ func (JSONCodec) DecodeEvents(_ context.Context, _ string, data [][]byte) ([]eng
 	return out, nil
 }
 
-// EncodeSnapshot implements Codec with State.MarshalSnapshot.
-func (JSONCodec) EncodeSnapshot(_ context.Context, _ string, st *engine.State) ([]byte, error) {
-	return st.MarshalSnapshot()
+// EncodeSnapshot implements Codec with Snapshot.Marshal.
+func (JSONCodec) EncodeSnapshot(_ context.Context, _ string, snap *engine.Snapshot, _ bool) ([]byte, error) {
+	return snap.Marshal(nil)
 }
 
 // DecodeSnapshot implements Codec with engine.RestoreState.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,9 +66,9 @@ func (c *wrapCodec) DecodeEvents(ctx context.Context, tenant string, data [][]by
 	return actors.JSONCodec{}.DecodeEvents(ctx, tenant, plain)
 }
 
-func (c *wrapCodec) EncodeSnapshot(ctx context.Context, tenant string, st *engine.State) ([]byte, error) {
+func (c *wrapCodec) EncodeSnapshot(ctx context.Context, tenant string, st *engine.Snapshot, inActor bool) ([]byte, error) {
 	c.snaps.Add(1)
-	b, err := actors.JSONCodec{}.EncodeSnapshot(ctx, tenant, st)
+	b, err := actors.JSONCodec{}.EncodeSnapshot(ctx, tenant, st, inActor)
 	return c.wrap(b), err
 }
 
@@ -311,5 +312,113 @@ func TestPreparerSkippedForRefusedBook(t *testing.T) {
 	}
 	if n := codec.prepared.Load() - before; n != 0 {
 		t.Errorf("PrepareCommand ran %d times for %d racers refused while the winner committed, want 0", n, racers)
+	}
+}
+
+// gatedSnapCodec is the JSON codec with snapshots held at a gate: entered is
+// closed when the first EncodeSnapshot starts, which then waits for gate.
+type gatedSnapCodec struct {
+	actors.JSONCodec
+	entered, gate chan struct{}
+	once          atomic.Bool
+}
+
+func (c *gatedSnapCodec) EncodeSnapshot(ctx context.Context, tenant string, snap *engine.Snapshot, inActor bool) ([]byte, error) {
+	if c.once.CompareAndSwap(false, true) {
+		close(c.entered)
+		<-c.gate
+	}
+	return c.JSONCodec.EncodeSnapshot(ctx, tenant, snap, inActor)
+}
+
+// TestSnapshotBesideTheActor: while a snapshot is being encoded (for a big
+// tenant, sealing every customer), the tenant's commands go on; the
+// snapshot is stored when it is done, at the seq it was taken at, and the
+// state it holds is the state at that seq.
+func TestSnapshotBesideTheActor(t *testing.T) {
+	st := memstore.New()
+	codec := &gatedSnapCodec{entered: make(chan struct{}), gate: make(chan struct{})}
+	r := mustRegistry(t, actors.Config{Store: st, Codec: codec, SnapshotEvery: 3})
+	// Opened before the registry closes (cleanups run last first), so a
+	// failing test ends instead of waiting at the gate for ever.
+	openGate := sync.OnceFunc(func() { close(codec.gate) })
+	t.Cleanup(openGate)
+	mustConfigure(t, r, "salon")
+	at := starts(t, "bob", 8)
+	do := func(i int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := r.Do(ctx, "salon", bookCut(fmt.Sprintf("b%d", i), "bob", at[i])); err != nil {
+			t.Fatalf("Do(book %d) while a snapshot is being encoded = %v", i, err)
+		}
+	}
+	for i := range 2 { // seq 3: a snapshot is due
+		do(i)
+	}
+	select {
+	case <-codec.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no snapshot started after 3 events")
+	}
+	for i := 2; i < 8; i++ { // the snapshot is held at the gate meanwhile
+		do(i)
+	}
+	if snap, _, err := st.Load(context.Background(), "salon"); err != nil || snap.Seq != 0 {
+		t.Fatalf("stored snapshot at seq %d, %v before the gate opened; want none", snap.Seq, err)
+	}
+	openGate()
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		snap, _, err := st.Load(context.Background(), "salon")
+		if err != nil || snap.Seq < 3 {
+			return fmt.Errorf("stored snapshot at seq %d, %v; want one", snap.Seq, err)
+		}
+		return nil
+	})
+	snap, _, _ := st.Load(context.Background(), "salon")
+	state, err := engine.RestoreState("salon", snap.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(state.Bookings(time.Time{}, time.Time{})); uint64(n) != snap.Seq-1 {
+		t.Errorf("snapshot at seq %d holds %d bookings, want %d (the state when it was taken)", snap.Seq, n, snap.Seq-1)
+	}
+}
+
+// inActorOnlyCodec is the JSON codec refusing to encode snapshots beside
+// the actor, as the privacy codec does for a customer without a key.
+type inActorOnlyCodec struct {
+	actors.JSONCodec
+	beside, inActor atomic.Int32
+}
+
+func (c *inActorOnlyCodec) EncodeSnapshot(ctx context.Context, tenant string, snap *engine.Snapshot, inActor bool) ([]byte, error) {
+	if !inActor {
+		c.beside.Add(1)
+		return nil, fmt.Errorf("customer without a key: %w", actors.ErrSnapshotInActor)
+	}
+	c.inActor.Add(1)
+	return c.JSONCodec.EncodeSnapshot(ctx, tenant, snap, true)
+}
+
+// TestSnapshotFallsBackToTheActor: a snapshot the codec cannot encode
+// beside the actor is taken by the actor itself, of its current state.
+func TestSnapshotFallsBackToTheActor(t *testing.T) {
+	st := memstore.New()
+	codec := &inActorOnlyCodec{}
+	r := mustRegistry(t, actors.Config{Store: st, Codec: codec, SnapshotEvery: 3})
+	mustConfigure(t, r, "salon")
+	for i, s := range starts(t, "bob", 2) { // seq 3: a snapshot is due
+		mustDo(t, r, "salon", bookCut(fmt.Sprintf("b%d", i), "bob", s))
+	}
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		snap, _, err := st.Load(context.Background(), "salon")
+		if err != nil || snap.Seq < 3 {
+			return fmt.Errorf("stored snapshot at seq %d, %v; want one at seq 3", snap.Seq, err)
+		}
+		return nil
+	})
+	if codec.beside.Load() == 0 || codec.inActor.Load() == 0 {
+		t.Errorf("EncodeSnapshot beside the actor %d times, in it %d times; want the refusal, then the actor's", codec.beside.Load(), codec.inActor.Load())
 	}
 }

@@ -431,13 +431,48 @@ func (s *State) MarshalSnapshot() ([]byte, error) { return s.MarshalSnapshotWith
 // replaced, in the bytes only, by what seal returns for the booking (nil:
 // unchanged). A journal codec uses it to encrypt customers at rest.
 func (s *State) MarshalSnapshotWith(seal CustomerFunc) ([]byte, error) {
+	return s.Snapshot().Marshal(seal)
+}
+
+// Snapshot is a state's contents as MarshalSnapshot stores them, copied out
+// of the state: it shares nothing the state changes, so it can be sealed
+// and marshalled on another goroutine while the state moves on. Taking one
+// costs a copy of the bookings; marshalling it, and above all sealing its
+// customers, is the expensive part.
+type Snapshot struct {
+	snap snapshot
+}
+
+// Snapshot copies the state's contents.
+func (s *State) Snapshot() *Snapshot {
 	snap := snapshot{V: 1, Tenant: s.tenant, Bookings: s.Bookings(time.Time{}, time.Time{}), Holds: s.Holds(),
 		Busy: s.Busy(), Idem: make([]IdemRecord, 0, len(s.idem)), Erased: sortedKeys(s.erased)}
 	if s.cfg != nil {
+		// Configurations are replaced, never changed in place (setConfig,
+		// modifiedConfig), so sharing this one's slices and maps is safe.
 		c := s.cfg.cfg
 		snap.Config = &c
 	}
+	for _, k := range sortedKeys(s.idem) {
+		snap.Idem = append(snap.Idem, s.idem[k])
+	}
+	return &Snapshot{snap: snap}
+}
+
+// Tenant is the tenant the snapshot is of.
+func (sn *Snapshot) Tenant() string { return sn.snap.Tenant }
+
+// Bookings are the snapshot's bookings, sorted; callers must not change them.
+func (sn *Snapshot) Bookings() []Booking { return sn.snap.Bookings }
+
+// Marshal serializes the snapshot as MarshalSnapshotWith serializes its
+// state, each booking's customer replaced by what seal returns (nil:
+// unchanged). The snapshot itself is not changed.
+func (sn *Snapshot) Marshal(seal CustomerFunc) ([]byte, error) {
+	snap := sn.snap
 	if seal != nil {
+		snap.Bookings = make([]Booking, len(sn.snap.Bookings))
+		copy(snap.Bookings, sn.snap.Bookings)
 		for i := range snap.Bookings {
 			c, err := seal(snap.Bookings[i])
 			if err != nil {
@@ -445,9 +480,6 @@ func (s *State) MarshalSnapshotWith(seal CustomerFunc) ([]byte, error) {
 			}
 			snap.Bookings[i].Customer = c
 		}
-	}
-	for _, k := range sortedKeys(s.idem) {
-		snap.Idem = append(snap.Idem, s.idem[k])
 	}
 	return json.Marshal(snap)
 }

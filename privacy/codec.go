@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
@@ -186,8 +185,10 @@ type sealedCustomer struct {
 // moved onto another booking does not open.
 func recordID(bookingID string) string { return "booking/" + bookingID }
 
-// seal returns b's customer as stored: sealed, or already erased.
-func (c *Codec) seal(ctx context.Context, sk *secrets.SubjectKeys, tenant string, b engine.Booking) (engine.Customer, error) {
+// seal returns b's customer as stored: sealed, or already erased. Unless
+// create, it seals only under a key the subject has, and fails with
+// secrets.ErrShredded if there is none.
+func (c *Codec) seal(ctx context.Context, sk *secrets.SubjectKeys, tenant string, b engine.Booking, create bool) (engine.Customer, error) {
 	cu := b.Customer
 	switch {
 	case cu.Erased:
@@ -202,7 +203,12 @@ func (c *Codec) seal(ctx context.Context, sk *secrets.SubjectKeys, tenant string
 	if err != nil {
 		return engine.Customer{}, err
 	}
-	blob, err := sk.SealFor(ctx, tenant, cu.Subject, recordID(b.ID), pt)
+	var blob []byte
+	if create {
+		blob, err = sk.SealFor(ctx, tenant, cu.Subject, recordID(b.ID), pt)
+	} else {
+		blob, err = sk.SealForExisting(ctx, tenant, cu.Subject, recordID(b.ID), pt)
+	}
 	if err != nil {
 		return engine.Customer{}, fmt.Errorf("booking %s: seal customer: %w", b.ID, err)
 	}
@@ -269,7 +275,7 @@ func (c *Codec) EncodeEvents(ctx context.Context, tenant string, events []engine
 	for i, e := range events {
 		if e.Booking != nil {
 			b := *e.Booking
-			cu, err := c.seal(ctx, sk, tenant, b)
+			cu, err := c.seal(ctx, sk, tenant, b, true)
 			if err != nil {
 				return nil, err
 			}
@@ -317,11 +323,14 @@ func (c *Codec) DecodeEvents(ctx context.Context, tenant string, data [][]byte) 
 }
 
 // EncodeSnapshot implements actors.Codec: the engine's snapshot with every
-// booking's customer sealed.
-func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, st *engine.State) ([]byte, error) {
+// booking's customer sealed. Beside the actor (not inActor) it seals only
+// under keys that exist: a customer whose subject has none (a customer of
+// a journal older than this codec, or one erased since the copy, whose key
+// was forgotten) fails it with actors.ErrSnapshotInActor, never a new key.
+func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, snap *engine.Snapshot, inActor bool) ([]byte, error) {
 	sk, m := c.batchKeys()
 	subjects := map[string]bool{}
-	for _, b := range st.Bookings(time.Time{}, time.Time{}) {
+	for _, b := range snap.Bookings() {
 		if b.Customer.Subject != "" && !b.Customer.Erased {
 			subjects[b.Customer.Subject] = true
 		}
@@ -329,7 +338,11 @@ func (c *Codec) EncodeSnapshot(ctx context.Context, tenant string, st *engine.St
 	if err := c.warm(ctx, m, tenant, subjects); err != nil {
 		return nil, err
 	}
-	return st.MarshalSnapshotWith(func(b engine.Booking) (engine.Customer, error) { return c.seal(ctx, sk, tenant, b) })
+	data, err := snap.Marshal(func(b engine.Booking) (engine.Customer, error) { return c.seal(ctx, sk, tenant, b, inActor) })
+	if !inActor && errors.Is(err, secrets.ErrShredded) {
+		return nil, fmt.Errorf("%w: %w", actors.ErrSnapshotInActor, err)
+	}
+	return data, err
 }
 
 // DecodeSnapshot implements actors.Codec.

@@ -91,10 +91,23 @@ func (s *SubjectKeys) newKey(ctx context.Context, tenant, subject string) ([]byt
 // subject's key if it has none yet (also after Forget: a returning customer gets a new key,
 // and what was erased stays erased).
 func (s *SubjectKeys) SealFor(ctx context.Context, tenant, subject, recordID string, plaintext []byte) ([]byte, error) {
+	return s.sealFor(ctx, tenant, subject, recordID, plaintext, true)
+}
+
+// SealForExisting is SealFor for a subject that must have a key already: it
+// fails with ErrShredded, creating nothing, when the subject has none (was
+// forgotten). For copies of data sealed before, such as a snapshot of
+// bookings already in the journal: a missing key then means an erasure,
+// and a new one would bring the erased data back.
+func (s *SubjectKeys) SealForExisting(ctx context.Context, tenant, subject, recordID string, plaintext []byte) ([]byte, error) {
+	return s.sealFor(ctx, tenant, subject, recordID, plaintext, false)
+}
+
+func (s *SubjectKeys) sealFor(ctx context.Context, tenant, subject, recordID string, plaintext []byte, create bool) ([]byte, error) {
 	if err := checkIDs(tenant, subject, recordID); err != nil {
 		return nil, err
 	}
-	id, key, err := s.key(ctx, tenant, subject, true)
+	id, key, err := s.key(ctx, tenant, subject, create)
 	if err != nil {
 		return nil, err
 	}

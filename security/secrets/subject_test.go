@@ -320,3 +320,35 @@ func TestNewWrappedStoredIsTheKey(t *testing.T) {
 		t.Fatal("NewWrapped with an empty tenant succeeded")
 	}
 }
+
+// TestSealForExistingNeverCreates: SealForExisting seals under the key a
+// subject has, and for a subject without one (never given one, or
+// forgotten) fails with ErrShredded and stores nothing.
+func TestSealForExistingNeverCreates(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryKeyStore()
+	sk := NewSubjectKeys(MustKeyring(t, "k1"), store)
+	if _, err := sk.SealForExisting(ctx, "acme", "s-new", "r1", []byte("x")); !errors.Is(err, ErrShredded) || store.Len() != 0 {
+		t.Fatalf("SealForExisting for a subject without a key = %v with %d keys stored; want ErrShredded and none", err, store.Len())
+	}
+	blob, err := sk.SealFor(ctx, "acme", "s-1", "r1", []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := sk.SealForExisting(ctx, "acme", "s-1", "r2", []byte("again"))
+	if err != nil {
+		t.Fatalf("SealForExisting with a key = %v", err)
+	}
+	if pt, err := sk.OpenFor(ctx, "acme", "s-1", "r2", again); err != nil || string(pt) != "again" {
+		t.Fatalf("OpenFor(SealForExisting) = %q, %v", pt, err)
+	}
+	if err := sk.Forget(ctx, "acme", "s-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sk.SealForExisting(ctx, "acme", "s-1", "r3", []byte("x")); !errors.Is(err, ErrShredded) || store.Len() != 0 {
+		t.Fatalf("SealForExisting after Forget = %v with %d keys stored; want ErrShredded and none", err, store.Len())
+	}
+	if _, err := sk.OpenFor(ctx, "acme", "s-1", "r1", blob); !errors.Is(err, ErrShredded) {
+		t.Fatalf("OpenFor after Forget = %v, want ErrShredded", err)
+	}
+}
