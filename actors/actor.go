@@ -145,7 +145,7 @@ func (a *actor) ctx() (context.Context, context.CancelFunc) {
 func (a *actor) run() {
 	defer close(a.done)
 	defer a.reg.forget(a, true)
-	defer a.awaitSnapshot() // an actor that stops owns its snapshot in flight
+	defer a.drainSnapshot() // an actor that stops owns its snapshot in flight
 	if a.prev != nil {
 		<-a.prev.done
 		a.prev = nil
@@ -262,7 +262,9 @@ func (a *actor) loop() error {
 			a.armTimer()
 		case d := <-a.snapC: // nil until the first snapshot in the background
 			a.finishSnapshot(d)
-			a.maybeSnapshot() // what came in meanwhile may make the next one due
+			if d.skipped {
+				a.maybeSnapshot() // retake at once only after an erasure
+			}
 		case <-a.quit:
 			for m, ok := a.mailbox.get(); ok; m, ok = a.mailbox.get() {
 				if err := a.batch(m); err != nil {
@@ -370,13 +372,29 @@ const followPage = 512
 // is logged and the next wake-up (a notification or the poll) tries again.
 // An entry the state cannot take is returned as an error, as load would.
 func (a *actor) catchUp() error {
+	err := a.follow()
+	if re := (*journalReadError)(nil); errors.As(err, &re) {
+		a.reg.cfg.Logger.Warn("reading the journal tail failed; retrying at the next wake-up", "tenant", a.tenant, "after", a.seq, "err", re.err)
+		return nil
+	}
+	return err
+}
+
+// journalReadError is follow failing to read the journal: worth a retry,
+// not a restart.
+type journalReadError struct{ err error }
+
+func (e *journalReadError) Error() string { return "read the journal tail: " + e.err.Error() }
+
+// follow applies and publishes what other writers appended after the
+// actor's head, up to the journal's end.
+func (a *actor) follow() error {
 	for {
 		ctx, cancel := a.ctx()
 		entries, err := a.reg.cfg.Store.ReadFrom(ctx, a.tenant, a.seq, followPage)
 		if err != nil {
 			cancel()
-			a.reg.cfg.Logger.Warn("reading the journal tail failed; retrying at the next wake-up", "tenant", a.tenant, "after", a.seq, "err", err)
-			return nil
+			return &journalReadError{err}
 		}
 		if len(entries) == 0 {
 			cancel()
@@ -395,6 +413,9 @@ func (a *actor) catchUp() error {
 			ev := decoded[i]
 			if err := a.state.Evolve(ev); err != nil {
 				return fmt.Errorf("follow tenant %s seq %d: %w", a.tenant, e.Seq, err)
+			}
+			if ev.Type == engine.EvSubjectErased {
+				a.erasures.Add(1)
 			}
 			a.seq = e.Seq
 			events = append(events, ev)
@@ -839,6 +860,11 @@ type snapDone struct {
 // stored only if no erasure was applied since it was taken, checked after
 // the sealing: an erasure applied after the check is answered after it,
 // so its key is forgotten only after every key the sealing used was read.
+// Erasures followed from another writer's journal count the same; and
+// before the actor seals with keys created, it follows the journal to its
+// end, since another writer's erasure is durable there before its key is
+// forgotten. A stopping actor only waits for the snapshot in flight: its
+// state may hold what it could not commit.
 func (a *actor) snapshotAsync() {
 	if a.snapping || a.state == nil || a.seq == a.snapSeq {
 		return
@@ -858,11 +884,13 @@ func (a *actor) saveSnapshot(snap *engine.Snapshot, seq, epoch uint64) snapDone 
 	ctx, cancel := a.ctx()
 	defer cancel()
 	data, err := a.reg.cfg.Codec.EncodeSnapshot(ctx, a.tenant, snap, false)
+	if a.erasures.Load() != epoch {
+		// Also when it failed: a key missing because of that erasure
+		// needs no snapshot in the actor, only a fresh copy.
+		return snapDone{seq: seq, skipped: true}
+	}
 	if err != nil {
 		return snapDone{seq: seq, err: err}
-	}
-	if a.erasures.Load() != epoch {
-		return snapDone{seq: seq, skipped: true}
 	}
 	return snapDone{seq: seq, err: a.reg.cfg.Store.SaveSnapshot(ctx, a.tenant, persistence.Snapshot{Seq: seq, Data: data})}
 }
@@ -882,6 +910,17 @@ func (a *actor) finishSnapshot(d snapDone) {
 		return
 	}
 	if errors.Is(d.err, ErrSnapshotInActor) {
+		// A key missing may be another writer's erasure, durable in the
+		// journal before its key was forgotten: the actor follows the
+		// journal to its end before it seals, creating keys, itself. If
+		// it cannot, no snapshot: the next commit makes one due again.
+		a.snapping = true // keep follow's maybeSnapshot from starting one
+		err := a.follow()
+		a.snapping = false
+		if err != nil {
+			a.reg.cfg.Logger.Warn("snapshot not taken: could not follow the journal first", "tenant", a.tenant, "err", err)
+			return
+		}
 		a.snapshot()
 		return
 	}
@@ -892,5 +931,18 @@ func (a *actor) finishSnapshot(d snapDone) {
 	// A reload meanwhile may have found a newer stored snapshot.
 	if d.seq > a.snapSeq {
 		a.snapSeq = d.seq
+	}
+}
+
+// drainSnapshot waits for the snapshot in flight without falling back to a
+// snapshot in the actor: after an error or a panic the state may hold what
+// was never committed.
+func (a *actor) drainSnapshot() {
+	if a.snapping {
+		d := <-a.snapC
+		a.snapping = false
+		if d.err == nil && !d.skipped && d.seq > a.snapSeq {
+			a.snapSeq = d.seq
+		}
 	}
 }

@@ -70,3 +70,18 @@ func (k *corker) flushLocked() error {
 	k.pending = nil
 	return err
 }
+
+// corkedConn is the net.Conn the library closes: what the corker keeps
+// (the library's close frame, say) is written first.
+type corkedConn struct {
+	net.Conn
+	k *corker
+}
+
+func (c *corkedConn) Close() error {
+	c.k.mu.Lock()
+	c.k.corked = false
+	_ = c.k.flushLocked()
+	c.k.mu.Unlock()
+	return c.Conn.Close()
+}

@@ -143,3 +143,44 @@ func TestWriterCoalescesQueuedFrames(t *testing.T) {
 		t.Fatalf("lone frame: %d writes in all, want 2", log.count())
 	}
 }
+
+// TestCloseReplyWhileCorked: the client closes while the server's writer
+// is corked (mid-batch). The library writes its close reply, which the
+// corker keeps, and then closes the net.Conn at once: the connection's
+// Close must send what the corker kept first, or the client's close
+// handshake fails.
+func TestCloseReplyWhileCorked(t *testing.T) {
+	for _, corked := range []bool{false, true} {
+		srvWS := make(chan *websocket.Conn, 1)
+		corks := make(chan *corker, 1)
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sb := &smallBuffers{ResponseWriter: w}
+			ws, err := websocket.Accept(sb, r, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			corks <- sb.cork
+			srvWS <- ws
+		}))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, ws := <-corks, <-srvWS
+		if corked {
+			k.cork() // the connection's writer is in the middle of a batch
+		}
+		go func() { _, _, _ = ws.Read(context.Background()) }() // the server's reader
+		start := time.Now()
+		err = client.Close(websocket.StatusNormalClosure, "bye")
+		t.Logf("corked=%v: client.Close = %v after %v", corked, err, time.Since(start).Round(time.Millisecond))
+		if err != nil {
+			t.Errorf("corked=%v: the client's close handshake failed: %v", corked, err)
+		}
+		_ = k.uncork() // the writer's batch ends
+		cancel()
+		hs.Close()
+	}
+}

@@ -93,7 +93,7 @@ type Config struct {
 	MaxFrameBytes  int64         // WebSocket frames read; 16 KiB
 	MsgRate        float64       // WebSocket messages per second per connection; 20
 	MsgBurst       int           // 40
-	WriteTimeout   time.Duration // per WebSocket write; 5 s
+	WriteTimeout   time.Duration // per WebSocket write of the frames queued together (one write(2)); 5 s
 	RequestTimeout time.Duration // per command or read; 10 s
 	OutQueue       int           // frames queued per connection before it is closed as too slow; 256
 	MaxSubsPerConn int           // 16

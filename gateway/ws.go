@@ -204,7 +204,7 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		br = bufio.NewReaderSize(nc, wsReadBuffer)
 	}
 	w.nc, w.cork, w.br, w.early = nc, &corker{nc: nc}, br, brw.Reader.Buffered() > 0
-	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(w.cork, wsWriteBuffer)), nil
+	return &corkedConn{Conn: nc, k: w.cork}, bufio.NewReadWriter(br, bufio.NewWriterSize(w.cork, wsWriteBuffer)), nil
 }
 
 // bindTenant decides which tenant a token-authenticated connection acts on.

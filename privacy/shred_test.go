@@ -528,3 +528,112 @@ func TestErasureDuringASnapshotIsNotUndone(t *testing.T) {
 		}
 	}
 }
+
+// TestLaggingInstanceFollowsBeforeItSnapshots: two instances on one store.
+// A's copy holds Alice in the clear; B erases her and her key is forgotten
+// before A has caught up. A's sealing beside the actor meets the missing
+// key (ErrSnapshotInActor); the snapshot A then takes in its actor, sealing
+// with keys created, must follow the journal first, or it gives Alice a new
+// key and stores her erased booking readable.
+func TestLaggingInstanceFollowsBeforeItSnapshots(t *testing.T) {
+	ctx := t.Context()
+	st := &snapshotLog{Store: mustPebble(t, t.TempDir())}
+	ring := mustKeyring(t)
+	codec := privacy.NewCodec(ring, st.Store)
+	gated := &gatedSnapshots{Codec: codec, entered: make(chan struct{}), gate: make(chan struct{}), sealed: make(chan struct{})}
+	openGate := sync.OnceFunc(func() { close(gated.gate) })
+	rA := actors.NewRegistry(actors.Config{Store: st, Codec: gated, Clock: clock.NewManual(t0), Logger: quietLogger(), SnapshotEvery: 3})
+	t.Cleanup(rA.Close)
+	t.Cleanup(openGate)
+	mustDo(t, rA, "acme", engine.Configure{Config: salon()})
+	first := mustDo(t, rA, "acme", engine.Book{BookingID: "b1", ServiceID: "cut", ResourceID: "anna", Start: at(1, 10), Customer: alice})
+	subject := first.Booking.Customer.Subject
+	mustDo(t, rA, "acme", engine.Book{BookingID: "b2", ServiceID: "cut", ResourceID: "ben", Start: at(1, 10), Customer: bob})
+	select {
+	case <-gated.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no snapshot beside the actor")
+	}
+	// Instance B erases Alice (Service.Erase's steps 2 and 4).
+	rB := mustRegistry(t, st, codec)
+	mustDo(t, rB, "acme", engine.EraseSubject{Subject: subject})
+	if err := codec.Forget(ctx, "acme", subject); err != nil {
+		t.Fatal(err)
+	}
+	openGate() // A has not caught up yet (no notification has reached it)
+	<-gated.sealed
+	time.Sleep(100 * time.Millisecond) // let A's actor take the fallback snapshot
+	rA.Close()
+
+	st.mu.Lock()
+	saved := slices.Clone(st.saved)
+	st.mu.Unlock()
+	for _, snap := range saved {
+		state, err := codec.DecodeSnapshot(ctx, "acme", snap.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, ok := state.Booking("b1"); ok && !b.Customer.Erased {
+			t.Errorf("snapshot at seq %d holds the erased booking b1 readable: %+v", snap.Seq, b.Customer)
+		}
+	}
+	if keys, _ := st.ListRecords(ctx, "acme", privacy.KindSubjectKey, "", "", 0); slices.ContainsFunc(keys, func(r persistence.Record) bool { return r.Key == subject }) {
+		t.Errorf("erased subject %s has a key again", subject)
+	}
+}
+
+// TestErasureFollowedFromAnotherWriterSkipsTheSnapshot is
+// TestErasureDuringASnapshotIsNotUndone with the erasure made by another
+// instance and followed by A from the journal (Notify): it counts as an
+// erasure since the copy just the same.
+func TestErasureFollowedFromAnotherWriterSkipsTheSnapshot(t *testing.T) {
+	ctx := t.Context()
+	st := &snapshotLog{Store: mustPebble(t, t.TempDir())}
+	ring := mustKeyring(t)
+	codec := privacy.NewCodec(ring, st.Store)
+	gated := &gatedSnapshots{Codec: codec, entered: make(chan struct{}), gate: make(chan struct{}), sealed: make(chan struct{})}
+	openGate := sync.OnceFunc(func() { close(gated.gate) })
+	rA := actors.NewRegistry(actors.Config{Store: st, Codec: gated, Clock: clock.NewManual(t0), Logger: quietLogger(), SnapshotEvery: 3})
+	t.Cleanup(rA.Close)
+	t.Cleanup(openGate)
+	mustDo(t, rA, "acme", engine.Configure{Config: salon()})
+	first := mustDo(t, rA, "acme", engine.Book{BookingID: "b1", ServiceID: "cut", ResourceID: "anna", Start: at(1, 10), Customer: alice})
+	subject := first.Booking.Customer.Subject
+	mustDo(t, rA, "acme", engine.Book{BookingID: "b2", ServiceID: "cut", ResourceID: "ben", Start: at(1, 10), Customer: bob})
+	<-gated.entered
+	rB := mustRegistry(t, st, codec)
+	mustDo(t, rB, "acme", engine.EraseSubject{Subject: subject})
+	if err := codec.Forget(ctx, "acme", subject); err != nil {
+		t.Fatal(err)
+	}
+	// Stand-in, as in TestErasureDuringASnapshotIsNotUndone, for any path
+	// that gives the pseudonym a key again.
+	if err := secrets.NewSubjectKeys(ring, privacy.NewKeyStore(st.Store)).Create(ctx, "acme", subject); err != nil {
+		t.Fatal(err)
+	}
+	rA.Notify("acme")
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) { // wait until A has followed the erasure
+		erased := false
+		_ = rA.Read(ctx, "acme", func(s *engine.State, _ uint64) error { erased = s.SubjectErased(subject); return nil })
+		if erased {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	openGate()
+	<-gated.sealed
+	rA.Close()
+	st.mu.Lock()
+	saved := slices.Clone(st.saved)
+	st.mu.Unlock()
+	for _, snap := range saved {
+		state, err := codec.DecodeSnapshot(ctx, "acme", snap.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, ok := state.Booking("b1"); ok && !b.Customer.Erased {
+			t.Errorf("snapshot at seq %d holds the erased booking b1 readable: %+v", snap.Seq, b.Customer)
+		}
+	}
+}
