@@ -262,8 +262,11 @@ func (a *actor) loop() error {
 			a.armTimer()
 		case d := <-a.snapC: // nil until the first snapshot in the background
 			a.finishSnapshot(d)
-			if d.skipped {
-				a.maybeSnapshot() // retake at once only after an erasure
+			if d.err == nil {
+				// What came in meanwhile may make the next one due (or,
+				// skipped after an erasure, this one again). A failed one
+				// waits for the next commit rather than spin.
+				a.maybeSnapshot()
 			}
 		case <-a.quit:
 			for m, ok := a.mailbox.get(); ok; m, ok = a.mailbox.get() {
