@@ -351,6 +351,7 @@ func (c *conn) goLocked(f func()) {
 // the frames that queued up together.
 func (c *conn) writer() {
 	defer c.wg.Done()
+	var spare []outFrame // the batch written last, emptied: the next queue while busy
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 || c.stopped || c.ctx.Err() != nil {
@@ -360,9 +361,11 @@ func (c *conn) writer() {
 			return
 		}
 		batch := c.queue
-		c.queue = nil
+		c.queue = spare
 		c.qmu.Unlock()
-		if err := c.writeBatch(batch); err != nil {
+		err := c.writeBatch(batch) // empties batch
+		spare = batch[:0]
+		if err != nil {
 			c.qmu.Lock()
 			c.stopped, c.writing, c.queue = true, false, nil
 			c.qmu.Unlock()
