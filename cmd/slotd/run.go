@@ -79,6 +79,8 @@ type options struct {
 	edge edgeOptions // TLS, HTTPS-only, proxy trust, rate limits (tls.go)
 
 	debugAddr string // loopback listener for Go's profiles (debug.go); empty: none
+
+	memoryLimit int64 // Go heap budget in bytes (memory.go); 0: Go's defaults
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -135,8 +137,13 @@ Flags:
 	fs.StringVar(&o.regions, "regions", env("SLOTD_REGIONS", ""), "data residency: one PostgreSQL database per region, name=URL,… (us=postgres://…,eu=postgres://…); each tenant's data goes to its home region's database only; instead of -database-url (env SLOTD_REGIONS)")
 	fs.StringVar(&o.defaultRegion, "default-region", env("SLOTD_DEFAULT_REGION", ""), "with -regions: home region of tenants created without one, and where the directory lives; default the first region listed (env SLOTD_DEFAULT_REGION)")
 	fs.StringVar(&o.debugAddr, "debug-addr", env("SLOTD_DEBUG_ADDR", ""), "loopback address serving Go's profiles at /debug/pprof/, e.g. 127.0.0.1:6060; empty: off (env SLOTD_DEBUG_ADDR)")
+	memoryLimit := fs.String("memory-limit", env("SLOTD_MEMORY_LIMIT", ""), "budget for the Go heap, e.g. 6GiB: the garbage collector then runs only as the heap nears it, not each time it doubles, which keeps the latency tail low with many tenants; give several times the live heap (go_memstats_heap_inuse_bytes after a collection); Pebble's cache and memtables (~200 MiB) come on top; empty: Go's defaults (env SLOTD_MEMORY_LIMIT)")
 	o.edge.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var err error
+	if o.memoryLimit, err = parseMemoryLimit(*memoryLimit); err != nil {
 		return o, err
 	}
 	if err := checkDebugAddr(o.debugAddr); err != nil {
@@ -273,6 +280,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	applyMemoryLimit(o.memoryLimit, log)
 	store, where, err := openStore(ctx, o, log)
 	if err != nil {
 		return err

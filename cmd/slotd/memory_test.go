@@ -1,0 +1,69 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"testing"
+)
+
+func TestParseMemoryLimit(t *testing.T) {
+	good := map[string]int64{
+		"":           0,
+		"6GiB":       6 << 30,
+		"512MiB":     512 << 20,
+		" 1 TiB ":    1 << 40,
+		"268435456":  256 << 20,
+		"300000KiB":  300000 << 10,
+		"268435456B": 256 << 20,
+	}
+	for in, want := range good {
+		if got, err := parseMemoryLimit(in); err != nil || got != want {
+			t.Errorf("parseMemoryLimit(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"6G", "6gb", "-1GiB", "0", "1.5GiB", "GiB", "100MiB", "9999999999TiB", "lots"} {
+		if got, err := parseMemoryLimit(in); err == nil || !strings.Contains(err.Error(), "-memory-limit") {
+			t.Errorf("parseMemoryLimit(%q) = %d, %v; want a -memory-limit error", in, got, err)
+		}
+	}
+}
+
+func TestMemoryLimitFlag(t *testing.T) {
+	o, err := parseFlags([]string{"-memory-limit", "2GiB"}, envOf(nil), io.Discard)
+	if err != nil || o.memoryLimit != 2<<30 {
+		t.Fatalf("-memory-limit 2GiB: %d, %v", o.memoryLimit, err)
+	}
+	o, err = parseFlags(nil, envOf(map[string]string{"SLOTD_MEMORY_LIMIT": "768MiB"}), io.Discard)
+	if err != nil || o.memoryLimit != 768<<20 {
+		t.Fatalf("SLOTD_MEMORY_LIMIT=768MiB: %d, %v", o.memoryLimit, err)
+	}
+	if _, err := parseFlags([]string{"-memory-limit", "12"}, envOf(nil), io.Discard); err == nil {
+		t.Error("-memory-limit 12 (bytes) accepted")
+	}
+	if o, err := parseFlags(nil, envOf(nil), io.Discard); err != nil || o.memoryLimit != 0 {
+		t.Errorf("no flag: limit %d, %v; want 0 (Go's defaults)", o.memoryLimit, err)
+	}
+}
+
+// TestApplyMemoryLimit: the runtime gets the budget and the proportional
+// collector is off; no limit changes nothing.
+func TestApplyMemoryLimit(t *testing.T) {
+	oldLimit, oldPercent := debug.SetMemoryLimit(-1), debug.SetGCPercent(100)
+	debug.SetGCPercent(oldPercent)
+	t.Cleanup(func() { debug.SetMemoryLimit(oldLimit); debug.SetGCPercent(oldPercent) })
+	log := slog.New(slog.DiscardHandler)
+
+	applyMemoryLimit(0, log)
+	if got := debug.SetMemoryLimit(-1); got != oldLimit {
+		t.Errorf("no limit changed the runtime's to %d", got)
+	}
+	applyMemoryLimit(3<<30, log)
+	if got := debug.SetMemoryLimit(-1); got != 3<<30 {
+		t.Errorf("runtime memory limit %d, want 3GiB", got)
+	}
+	if got := debug.SetGCPercent(oldPercent); got != -1 {
+		t.Errorf("GC percent %d, want -1 (off: the limit alone triggers collections)", got)
+	}
+}
