@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -73,11 +75,12 @@ type actor struct {
 	// coalesce into it, so a notification never blocks or fails.
 	wake chan struct{}
 
-	state    *engine.State
-	seq      uint64
-	snapSeq  uint64
-	snapping bool          // a snapshot is being stored in the background
-	snapC    chan snapDone // its outcome; made on first use
+	state     *engine.State
+	seq       uint64
+	snapSeq   uint64
+	snapping  bool          // a snapshot is being stored in the background
+	snapC     chan snapDone // its outcome; made on first use
+	snapShare float64       // the tenant's share of Config.SnapshotSpread
 	// erasures counts the erasures (and reloads) the actor has applied,
 	// before it answers them; a snapshot in the background, copied
 	// before one, is not stored (see snapshotAsync).
@@ -95,7 +98,7 @@ type actor struct {
 }
 
 func newActor(reg *Registry, tenant string) *actor {
-	return &actor{reg: reg, tenant: tenant, mailbox: newMailbox(reg.cfg.MailboxSize),
+	return &actor{reg: reg, tenant: tenant, snapShare: snapshotShare(tenant), mailbox: newMailbox(reg.cfg.MailboxSize),
 		quit: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
 		groups: map[string]*queryGroup{}, feeds: map[uint64]*Subscription{}}
 }
@@ -570,13 +573,26 @@ func (a *actor) commit() error {
 // events (plus what comes in while a snapshot is being stored). The copy
 // is taken in the actor, the sealing and marshalling happen beside it.
 func (a *actor) maybeSnapshot() {
-	due := uint64(a.reg.cfg.SnapshotEvery)
-	if n := uint64(a.state.Size() / 2); n > due {
-		due = n
-	}
-	if a.seq-a.snapSeq >= due {
+	if a.seq-a.snapSeq >= snapshotDue(a.reg.cfg.SnapshotEvery, a.state.Size(), a.reg.cfg.SnapshotSpread, a.snapShare) {
 		a.snapshotAsync()
 	}
+}
+
+// snapshotDue is how many events after the last snapshot the next is due
+// for a tenant whose state holds size items: at least every, and at least
+// half the state, less share (the tenant's, in [0, 1)) of spread
+// (Config.SnapshotSpread).
+func snapshotDue(every, size int, spread, share float64) uint64 {
+	due := uint64(max(every, size/2))
+	due -= uint64(float64(due) * spread * share)
+	return max(due, 1)
+}
+
+// snapshotShare is tenant's own fraction in [0, 1) of Config.SnapshotSpread,
+// the same in every process.
+func snapshotShare(tenant string) float64 {
+	sum := sha256.Sum256([]byte(tenant))
+	return float64(binary.BigEndian.Uint64(sum[:])>>11) / (1 << 53)
 }
 
 func (a *actor) append() error {

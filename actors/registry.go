@@ -56,6 +56,13 @@ type Config struct {
 	MailboxSize     int           // per tenant; a full mailbox answers overloaded; 1024
 	BatchMax        int           // commands per group commit; 256
 	SnapshotEvery   int           // minimum events between snapshots (at least half the state's size); 1000
+	// SnapshotSpread, in [0, 0.9], shortens each tenant's interval between
+	// snapshots by a fraction of itself fixed per tenant (from a hash of
+	// its id, up to SnapshotSpread), so that tenants that grow alike —
+	// started together, or reloaded together — do not all seal and store
+	// a snapshot at the same moment. 0 (the default): every tenant at the
+	// same count.
+	SnapshotSpread float64
 	SubscriberQueue int           // updates queued per subscriber before it is dropped; 64
 	MaxRestarts     int           // panics tolerated per RestartWindow; 5
 	RestartWindow   time.Duration // 1 minute
@@ -91,6 +98,7 @@ func (c *Config) defaults() {
 	def(&c.MailboxSize, 1024)
 	def(&c.BatchMax, 256)
 	def(&c.SnapshotEvery, 1000)
+	c.SnapshotSpread = min(max(c.SnapshotSpread, 0), 0.9)
 	def(&c.SubscriberQueue, 64)
 	def(&c.MaxRestarts, 5)
 	if c.RestartWindow <= 0 {
