@@ -568,9 +568,11 @@ func (a *actor) commit() error {
 // maybeSnapshot starts storing a snapshot once enough events have passed
 // since the last one stored, unless one is being stored. A snapshot costs
 // time proportional to the state; taking one only after at least half as
-// many events as the state holds keeps the cost per event constant, while
-// replay after a restart stays bounded by about half the state's size in
-// events (plus what comes in while a snapshot is being stored). The copy
+// many events as the state holds (less the tenant's share of
+// Config.SnapshotSpread: a quarter at slotd's 0.5) keeps the cost per
+// event constant, while replay after a restart stays bounded by about half
+// the state's size in events (plus what comes in while a snapshot is being
+// stored). The copy
 // is taken in the actor, the sealing and marshalling happen beside it.
 func (a *actor) maybeSnapshot() {
 	if a.seq-a.snapSeq >= snapshotDue(a.reg.cfg.SnapshotEvery, a.state.Size(), a.reg.cfg.SnapshotSpread, a.snapShare) {

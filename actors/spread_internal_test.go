@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -32,5 +33,20 @@ func TestSnapshotDueSpread(t *testing.T) {
 	}
 	if got := snapshotDue(1, 0, 0.9, 0.999); got != 1 {
 		t.Errorf("due %d, want at least 1", got)
+	}
+}
+
+// TestSnapshotSpreadClamped: a spread outside [0, 0.9], NaN included,
+// never stops snapshots.
+func TestSnapshotSpreadClamped(t *testing.T) {
+	for _, in := range []float64{math.NaN(), -1, math.Inf(1), 5} {
+		c := Config{SnapshotSpread: in}
+		c.defaults()
+		if !(c.SnapshotSpread >= 0 && c.SnapshotSpread <= 0.9) {
+			t.Errorf("SnapshotSpread %v clamped to %v, want a value in [0, 0.9]", in, c.SnapshotSpread)
+		}
+		if due := snapshotDue(1000, 10, c.SnapshotSpread, 0.999); due < 1 || due > 1000 {
+			t.Errorf("SnapshotSpread %v: due after %d events, want 1–1000", in, due)
+		}
 	}
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -33,7 +35,10 @@ func parseMemoryLimit(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 {
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("-memory-limit %q: too large", s)
+	}
+	if err != nil || n <= 0 || num[0] < '0' || num[0] > '9' {
 		return 0, fmt.Errorf("-memory-limit %q: want a size such as 6GiB or 512MiB (suffixes B, KiB, MiB, GiB, TiB)", s)
 	}
 	if n > math.MaxInt64>>shift {
@@ -46,14 +51,52 @@ func parseMemoryLimit(s string) (int64, error) {
 	return n, nil
 }
 
-// applyMemoryLimit gives the Go heap a budget of limit bytes and turns the
-// proportional collector off, so that the garbage collector runs only as
-// the heap approaches the budget instead of each time it doubles. With
-// many tenants the heap holds a few hundred MB live, and marking it takes
-// 0.2–0.5 s of wall time on two cores; every request that arrives meanwhile
-// is slower, which sets the booking p99 (docs/operations.md, "Memory and
-// the garbage collector"). With a budget several times the live heap the
-// marks are rare. 0 leaves Go's defaults (and GOGC, GOMEMLIMIT) alone.
+// checkMemoryLimit refuses a limit above 90 % of the memory the process may
+// use (the cgroup's memory.max when there is one, else the machine's): with
+// the proportional collector off, the heap grows to the limit, and past
+// the real memory that means being killed rather than collecting.
+func checkMemoryLimit(limit int64, available int64) error {
+	if limit <= 0 || available <= 0 {
+		return nil
+	}
+	if limit > available/10*9 {
+		return fmt.Errorf("-memory-limit %d bytes: above 90%% of the %d bytes this process may use; the heap grows to the limit", limit, available)
+	}
+	return nil
+}
+
+// availableMemory is the cgroup (v2) memory.max if it is set, else the
+// machine's MemTotal; 0 if neither can be read (not Linux).
+func availableMemory() int64 {
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
+			return n
+		}
+	}
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// applyMemoryLimit gives the Go runtime's memory (heap and goroutine
+// stacks) a budget of limit bytes and turns the proportional collector
+// off, so that the garbage collector runs only as memory approaches the
+// budget instead of each time the heap doubles. With many tenants the heap
+// holds a few hundred MB live, and marking it takes 0.2–1 s of wall time
+// on two cores; every request that arrives meanwhile is slower. With a
+// budget several times the live heap the marks are rare, but no shorter:
+// the p99 improves where frequent marks set it, and the p99.9 gets worse
+// (docs/operations.md, "Memory and the garbage collector"). 0 leaves Go's
+// defaults (and GOGC, GOMEMLIMIT) alone.
 func applyMemoryLimit(limit int64, log *slog.Logger) {
 	if limit <= 0 {
 		return

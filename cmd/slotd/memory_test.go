@@ -23,7 +23,7 @@ func TestParseMemoryLimit(t *testing.T) {
 			t.Errorf("parseMemoryLimit(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"6G", "6gb", "-1GiB", "0", "1.5GiB", "GiB", "100MiB", "9999999999TiB", "lots"} {
+	for _, in := range []string{"6G", "6gb", "-1GiB", "0", "1.5GiB", "GiB", "100MiB", "9999999999TiB", "99999999999999999999", "+1GiB", " +1GiB", "lots"} {
 		if got, err := parseMemoryLimit(in); err == nil || !strings.Contains(err.Error(), "-memory-limit") {
 			t.Errorf("parseMemoryLimit(%q) = %d, %v; want a -memory-limit error", in, got, err)
 		}
@@ -31,9 +31,9 @@ func TestParseMemoryLimit(t *testing.T) {
 }
 
 func TestMemoryLimitFlag(t *testing.T) {
-	o, err := parseFlags([]string{"-memory-limit", "2GiB"}, envOf(nil), io.Discard)
-	if err != nil || o.memoryLimit != 2<<30 {
-		t.Fatalf("-memory-limit 2GiB: %d, %v", o.memoryLimit, err)
+	o, err := parseFlags([]string{"-memory-limit", "512MiB"}, envOf(nil), io.Discard)
+	if err != nil || o.memoryLimit != 512<<20 {
+		t.Fatalf("-memory-limit 512MiB: %d, %v", o.memoryLimit, err)
 	}
 	o, err = parseFlags(nil, envOf(map[string]string{"SLOTD_MEMORY_LIMIT": "768MiB"}), io.Discard)
 	if err != nil || o.memoryLimit != 768<<20 {
@@ -65,5 +65,24 @@ func TestApplyMemoryLimit(t *testing.T) {
 	}
 	if got := debug.SetGCPercent(oldPercent); got != -1 {
 		t.Errorf("GC percent %d, want -1 (off: the limit alone triggers collections)", got)
+	}
+}
+
+func TestCheckMemoryLimit(t *testing.T) {
+	const avail = 8 << 30
+	if err := checkMemoryLimit(6<<30, avail); err != nil {
+		t.Errorf("6GiB of 8GiB refused: %v", err)
+	}
+	if err := checkMemoryLimit(int64(7.5*(1<<30)), avail); err == nil {
+		t.Error("7.5GiB of 8GiB accepted; the heap grows to the limit")
+	}
+	if err := checkMemoryLimit(6<<30, 0); err != nil {
+		t.Errorf("unknown memory: %v, want no check", err)
+	}
+	if err := checkMemoryLimit(0, avail); err != nil {
+		t.Errorf("no limit: %v", err)
+	}
+	if n := availableMemory(); n <= 0 {
+		t.Logf("availableMemory() = %d: neither memory.max nor /proc/meminfo readable here", n)
 	}
 }

@@ -145,13 +145,16 @@ Flags:
 	fs.StringVar(&o.regions, "regions", env("SLOTD_REGIONS", ""), "data residency: one PostgreSQL database per region, name=URL,… (us=postgres://…,eu=postgres://…); each tenant's data goes to its home region's database only; instead of -database-url (env SLOTD_REGIONS)")
 	fs.StringVar(&o.defaultRegion, "default-region", env("SLOTD_DEFAULT_REGION", ""), "with -regions: home region of tenants created without one, and where the directory lives; default the first region listed (env SLOTD_DEFAULT_REGION)")
 	fs.StringVar(&o.debugAddr, "debug-addr", env("SLOTD_DEBUG_ADDR", ""), "loopback address serving Go's profiles at /debug/pprof/, e.g. 127.0.0.1:6060; empty: off (env SLOTD_DEBUG_ADDR)")
-	memoryLimit := fs.String("memory-limit", env("SLOTD_MEMORY_LIMIT", ""), "budget for the Go heap, e.g. 6GiB: the garbage collector then runs only as the heap nears it, not each time it doubles, which keeps the latency tail low with many tenants; give several times the live heap (go_memstats_heap_inuse_bytes after a collection); Pebble's cache and memtables (~200 MiB) come on top; empty: Go's defaults (env SLOTD_MEMORY_LIMIT)")
+	memoryLimit := fs.String("memory-limit", env("SLOTD_MEMORY_LIMIT", ""), "budget for the Go runtime's memory (heap and stacks), e.g. 6GiB: the garbage collector then runs only as memory nears it, not each time the heap doubles; fewer collections but no shorter ones: a better p99 where frequent collections set it, a worse p99.9; RSS grows to the budget; give several times the live heap (go_memstats_heap_inuse_bytes plus go_memstats_stack_inuse_bytes after a collection), at most 90% of the memory available; empty: Go's defaults (env SLOTD_MEMORY_LIMIT; see docs/operations.md)")
 	o.edge.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	var err error
 	if o.memoryLimit, err = parseMemoryLimit(*memoryLimit); err != nil {
+		return o, err
+	}
+	if err := checkMemoryLimit(o.memoryLimit, availableMemory()); err != nil {
 		return o, err
 	}
 	if err := checkDebugAddr(o.debugAddr); err != nil {
