@@ -404,3 +404,17 @@ func metricValue(tb testing.TB, m prometheus.Metric) float64 {
 	tb.Fatalf("metric %v is not a counter, gauge or histogram", m.Desc())
 	return 0
 }
+
+// breakableStore is a memory store whose appends and loads fail while
+// broken is set.
+func breakableStore() (st *memstore.Store, broken *atomic.Bool) {
+	st, broken = memstore.New(), new(atomic.Bool)
+	st.FailAppend = func(string) error {
+		if broken.Load() {
+			return errors.New("disk gone")
+		}
+		return nil
+	}
+	st.FailLoad = st.FailAppend
+	return st, broken
+}

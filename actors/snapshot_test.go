@@ -11,7 +11,6 @@ import (
 
 	"github.com/slotd/slotd/actors"
 	"github.com/slotd/slotd/engine"
-	"github.com/slotd/slotd/persistence/memstore"
 )
 
 // gatedInActorCodec refuses every snapshot beside the actor with
@@ -39,15 +38,7 @@ func (c *gatedInActorCodec) EncodeSnapshot(ctx context.Context, tenant string, s
 // reload. When the snapshot in flight then ends with ErrSnapshotInActor, the
 // stopping actor must not fall back to a snapshot of that state.
 func TestStoppedActorNeverSnapshotsUncommittedState(t *testing.T) {
-	st := memstore.New()
-	var failing atomic.Bool
-	st.FailAppend = func(string) error {
-		if failing.Load() {
-			return errors.New("disk on fire")
-		}
-		return nil
-	}
-	st.FailLoad = st.FailAppend
+	st, failing := breakableStore()
 	codec := &gatedInActorCodec{entered: make(chan struct{}), gate: make(chan struct{})}
 	openGate := sync.OnceFunc(func() { close(codec.gate) })
 	r := mustRegistry(t, actors.Config{Store: st, Codec: codec, SnapshotEvery: 3})

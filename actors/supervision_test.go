@@ -217,15 +217,7 @@ func TestPanicMidBatchAnswersEveryone(t *testing.T) {
 // tenant, the actor stops; every message of its batch and mailbox is
 // answered unavailable, and a fresh actor serves the tenant later.
 func TestStorageErrorMidBatch(t *testing.T) {
-	st := memstore.New()
-	var broken atomic.Bool
-	st.FailAppend = func(string) error {
-		if broken.Load() {
-			return errors.New("disk gone")
-		}
-		return nil
-	}
-	st.FailLoad = st.FailAppend
+	st, broken := breakableStore()
 	r := mustRegistry(t, actors.Config{Store: st})
 	mustConfigure(t, r, "salon")
 

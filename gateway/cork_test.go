@@ -82,14 +82,19 @@ func TestCorkerWritesThroughBeyondLimit(t *testing.T) {
 	}
 }
 
-// TestWriterCoalescesQueuedFrames queues several frames on a real
-// WebSocket at once and requires them to reach the client intact and in
-// order, in one write(2).
-func TestWriterCoalescesQueuedFrames(t *testing.T) {
-	const n = 5
-	srv := &Server{cfg: Config{WriteTimeout: 5 * time.Second, OutQueue: 256}}
-	log := &writeLog{}
-	conns := make(chan *conn, 1)
+// acceptedWS is the server side of a WebSocket accepted as the gateway
+// does (smallBuffers), before any conn is built on it.
+type acceptedWS struct {
+	ws *websocket.Conn
+	sb *smallBuffers
+}
+
+// dialAccepted starts a server that accepts one WebSocket as the gateway
+// does and dials it; wrap, if not nil, runs on the accepted connection
+// before it is handed over.
+func dialAccepted(t *testing.T, ctx context.Context, wrap func(*smallBuffers)) (*websocket.Conn, acceptedWS) {
+	t.Helper()
+	accepted := make(chan acceptedWS, 1)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sb := &smallBuffers{ResponseWriter: w}
 		ws, err := websocket.Accept(sb, r, nil)
@@ -97,21 +102,33 @@ func TestWriterCoalescesQueuedFrames(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		log.Conn = sb.nc
-		sb.cork.nc = log
-		ctx, cancel := context.WithCancel(context.Background())
-		conns <- &conn{s: srv, ws: ws, nc: sb.nc, cork: sb.cork, ctx: ctx, cancel: cancel}
+		if wrap != nil {
+			wrap(sb)
+		}
+		accepted <- acceptedWS{ws: ws, sb: sb}
 	}))
-	defer hs.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(hs.Close)
 	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.CloseNow()
-	c := <-conns
-	defer c.cancel()
+	t.Cleanup(func() { client.CloseNow() })
+	return client, <-accepted
+}
+
+// TestWriterCoalescesQueuedFrames queues several frames on a real
+// WebSocket at once and requires them to reach the client intact and in
+// order, in one write(2).
+func TestWriterCoalescesQueuedFrames(t *testing.T) {
+	const n = 5
+	srv := &Server{cfg: Config{WriteTimeout: 5 * time.Second, OutQueue: 256}}
+	log := &writeLog{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, a := dialAccepted(t, ctx, func(sb *smallBuffers) { log.Conn, sb.cork.nc = sb.nc, log })
+	cctx, ccancel := context.WithCancel(context.Background())
+	defer ccancel()
+	c := &conn{s: srv, ws: a.ws, nc: a.sb.nc, cork: a.sb.cork, ctx: cctx, cancel: ccancel}
 
 	c.qmu.Lock()
 	for i := range n {
@@ -151,36 +168,20 @@ func TestWriterCoalescesQueuedFrames(t *testing.T) {
 // handshake fails.
 func TestCloseReplyWhileCorked(t *testing.T) {
 	for _, corked := range []bool{false, true} {
-		srvWS := make(chan *websocket.Conn, 1)
-		corks := make(chan *corker, 1)
-		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			sb := &smallBuffers{ResponseWriter: w}
-			ws, err := websocket.Accept(sb, r, nil)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			corks <- sb.cork
-			srvWS <- ws
-		}))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, ws := <-corks, <-srvWS
+		client, a := dialAccepted(t, ctx, nil)
+		k, ws := a.sb.cork, a.ws
 		if corked {
 			k.cork() // the connection's writer is in the middle of a batch
 		}
 		go func() { _, _, _ = ws.Read(context.Background()) }() // the server's reader
 		start := time.Now()
-		err = client.Close(websocket.StatusNormalClosure, "bye")
+		err := client.Close(websocket.StatusNormalClosure, "bye")
 		t.Logf("corked=%v: client.Close = %v after %v", corked, err, time.Since(start).Round(time.Millisecond))
 		if err != nil {
 			t.Errorf("corked=%v: the client's close handshake failed: %v", corked, err)
 		}
 		_ = k.uncork() // the writer's batch ends
 		cancel()
-		hs.Close()
 	}
 }

@@ -461,56 +461,84 @@ func (s *snapshotLog) SaveSnapshot(ctx context.Context, tenant string, snap pers
 	return s.Store.SaveSnapshot(ctx, tenant, snap)
 }
 
-// TestErasureDuringASnapshotIsNotUndone is the race a snapshot sealed
-// beside the actor opens: the copy holds Alice in the clear; she is erased
-// and her key forgotten; her pseudonym gets a key again; then the copy is
-// sealed, and under that key her erased booking would be stored readable.
-// Nothing in slotd makes a forgotten pseudonym a key today (the engine
-// refuses her bookings under it once erased), so the test makes one, to
-// stand for any path that would. The actor must not store that copy: no
-// snapshot ever saved, nor the state reloaded, may show the erased booking.
-func TestErasureDuringASnapshotIsNotUndone(t *testing.T) {
-	ctx := t.Context()
-	st := &snapshotLog{Store: mustPebble(t, t.TempDir())}
-	ring := mustKeyring(t)
-	codec := privacy.NewCodec(ring, st.Store)
-	gated := &gatedSnapshots{Codec: codec, entered: make(chan struct{}), gate: make(chan struct{}), sealed: make(chan struct{})}
-	openGate := sync.OnceFunc(func() { close(gated.gate) })
-	r := actors.NewRegistry(actors.Config{Store: st, Codec: gated, Clock: clock.NewManual(t0), Logger: quietLogger(), SnapshotEvery: 3})
-	t.Cleanup(r.Close)
-	t.Cleanup(openGate) // runs first: a failing test does not wait at the gate
-	mustDo(t, r, "acme", engine.Configure{Config: salon()})
-	first := mustDo(t, r, "acme", engine.Book{BookingID: "b1", ServiceID: "cut", ResourceID: "anna", Start: at(1, 10), Customer: alice})
-	subject := first.Booking.Customer.Subject
-	mustDo(t, r, "acme", engine.Book{BookingID: "b2", ServiceID: "cut", ResourceID: "ben", Start: at(1, 10), Customer: bob}) // seq 3: due
+// heldSnapshot is a tenant on a store that logs every snapshot saved, whose
+// first snapshot beside the actor is held after the copy: Alice's booking
+// b1 and Bob's b2, then the copy at seq 3, which still holds Alice in the
+// clear.
+type heldSnapshot struct {
+	st      *snapshotLog
+	ring    *secrets.Keyring
+	codec   *privacy.Codec
+	gated   *gatedSnapshots
+	r       *actors.Registry // instance A, whose snapshot is held
+	subject string           // Alice's
+	open    func()           // lets the held snapshot be sealed
+}
+
+func holdSnapshot(t *testing.T) *heldSnapshot {
+	t.Helper()
+	h := &heldSnapshot{st: &snapshotLog{Store: mustPebble(t, t.TempDir())}, ring: mustKeyring(t)}
+	h.codec = privacy.NewCodec(h.ring, h.st.Store)
+	h.gated = &gatedSnapshots{Codec: h.codec, entered: make(chan struct{}), gate: make(chan struct{}), sealed: make(chan struct{})}
+	h.open = sync.OnceFunc(func() { close(h.gated.gate) })
+	h.r = actors.NewRegistry(actors.Config{Store: h.st, Codec: h.gated, Clock: clock.NewManual(t0), Logger: quietLogger(), SnapshotEvery: 3})
+	t.Cleanup(h.r.Close)
+	t.Cleanup(h.open) // runs first: a failing test does not wait at the gate
+	mustDo(t, h.r, "acme", engine.Configure{Config: salon()})
+	first := mustDo(t, h.r, "acme", engine.Book{BookingID: "b1", ServiceID: "cut", ResourceID: "anna", Start: at(1, 10), Customer: alice})
+	h.subject = first.Booking.Customer.Subject
+	mustDo(t, h.r, "acme", engine.Book{BookingID: "b2", ServiceID: "cut", ResourceID: "ben", Start: at(1, 10), Customer: bob}) // seq 3: due
 	select {
-	case <-gated.entered:
+	case <-h.gated.entered:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no snapshot beside the actor after 3 events")
 	}
-	mustDo(t, r, "acme", engine.EraseSubject{Subject: subject})
-	if err := codec.Forget(ctx, "acme", subject); err != nil {
+	return h
+}
+
+// forget forgets Alice's key, as Service.Erase does after her erasure.
+func (h *heldSnapshot) forget(t *testing.T) {
+	t.Helper()
+	if err := h.codec.Forget(t.Context(), "acme", h.subject); err != nil {
 		t.Fatal(err)
 	}
-	if err := secrets.NewSubjectKeys(ring, privacy.NewKeyStore(st.Store)).Create(ctx, "acme", subject); err != nil {
+}
+
+// rekey gives Alice's pseudonym a key again. Nothing in slotd does that
+// once she is erased (the engine refuses her bookings under it); it stands
+// for any path that would.
+func (h *heldSnapshot) rekey(t *testing.T) {
+	t.Helper()
+	if err := secrets.NewSubjectKeys(h.ring, privacy.NewKeyStore(h.st.Store)).Create(t.Context(), "acme", h.subject); err != nil {
 		t.Fatal(err)
 	}
-	openGate()
+}
+
+// release lets the held snapshot be sealed, waits for it, and closes
+// instance A (which waits for the snapshot in flight, then takes its last
+// one in the actor).
+func (h *heldSnapshot) release(t *testing.T) {
+	t.Helper()
+	h.open()
 	select {
-	case <-gated.sealed:
+	case <-h.gated.sealed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the held snapshot was not sealed")
 	}
-	r.Close() // waits for the snapshot in flight, then takes the last one in the actor
+	h.r.Close()
+}
 
-	st.mu.Lock()
-	saved := slices.Clone(st.saved)
-	st.mu.Unlock()
+// assertB1NeverReadable fails if any snapshot saved shows b1 readable.
+func (h *heldSnapshot) assertB1NeverReadable(t *testing.T) {
+	t.Helper()
+	h.st.mu.Lock()
+	saved := slices.Clone(h.st.saved)
+	h.st.mu.Unlock()
 	if len(saved) == 0 {
 		t.Fatal("no snapshot was saved, not even the actor's last")
 	}
 	for _, snap := range saved {
-		state, err := codec.DecodeSnapshot(ctx, "acme", snap.Data)
+		state, err := h.codec.DecodeSnapshot(t.Context(), "acme", snap.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -518,7 +546,22 @@ func TestErasureDuringASnapshotIsNotUndone(t *testing.T) {
 			t.Errorf("snapshot at seq %d holds the erased booking b1 readable: %+v", snap.Seq, b.Customer)
 		}
 	}
-	r2 := mustRegistry(t, st, codec)
+}
+
+// TestErasureDuringASnapshotIsNotUndone is the race a snapshot sealed
+// beside the actor opens: the copy holds Alice in the clear; she is erased
+// and her key forgotten; her pseudonym gets a key again (rekey); then the
+// copy is sealed, and under that key her erased booking would be stored
+// readable. The actor must not store that copy: no snapshot ever saved,
+// nor the state reloaded, may show the erased booking.
+func TestErasureDuringASnapshotIsNotUndone(t *testing.T) {
+	h := holdSnapshot(t)
+	mustDo(t, h.r, "acme", engine.EraseSubject{Subject: h.subject})
+	h.forget(t)
+	h.rekey(t)
+	h.release(t)
+	h.assertB1NeverReadable(t)
+	r2 := mustRegistry(t, h.st, h.codec)
 	for _, b := range bookings(t, r2, "acme") {
 		switch {
 		case b.ID == "b1" && (!b.Customer.Erased || b.Customer.Name != ""):
@@ -536,49 +579,17 @@ func TestErasureDuringASnapshotIsNotUndone(t *testing.T) {
 // with keys created, must follow the journal first, or it gives Alice a new
 // key and stores her erased booking readable.
 func TestLaggingInstanceFollowsBeforeItSnapshots(t *testing.T) {
-	ctx := t.Context()
-	st := &snapshotLog{Store: mustPebble(t, t.TempDir())}
-	ring := mustKeyring(t)
-	codec := privacy.NewCodec(ring, st.Store)
-	gated := &gatedSnapshots{Codec: codec, entered: make(chan struct{}), gate: make(chan struct{}), sealed: make(chan struct{})}
-	openGate := sync.OnceFunc(func() { close(gated.gate) })
-	rA := actors.NewRegistry(actors.Config{Store: st, Codec: gated, Clock: clock.NewManual(t0), Logger: quietLogger(), SnapshotEvery: 3})
-	t.Cleanup(rA.Close)
-	t.Cleanup(openGate)
-	mustDo(t, rA, "acme", engine.Configure{Config: salon()})
-	first := mustDo(t, rA, "acme", engine.Book{BookingID: "b1", ServiceID: "cut", ResourceID: "anna", Start: at(1, 10), Customer: alice})
-	subject := first.Booking.Customer.Subject
-	mustDo(t, rA, "acme", engine.Book{BookingID: "b2", ServiceID: "cut", ResourceID: "ben", Start: at(1, 10), Customer: bob})
-	select {
-	case <-gated.entered:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no snapshot beside the actor")
-	}
-	// Instance B erases Alice (Service.Erase's steps 2 and 4).
-	rB := mustRegistry(t, st, codec)
-	mustDo(t, rB, "acme", engine.EraseSubject{Subject: subject})
-	if err := codec.Forget(ctx, "acme", subject); err != nil {
-		t.Fatal(err)
-	}
-	openGate() // A has not caught up yet (no notification has reached it)
-	<-gated.sealed
+	h := holdSnapshot(t)
+	rB := mustRegistry(t, h.st, h.codec) // instance B erases Alice
+	mustDo(t, rB, "acme", engine.EraseSubject{Subject: h.subject})
+	h.forget(t)
+	h.open() // A has not caught up yet (no notification has reached it)
+	<-h.gated.sealed
 	time.Sleep(100 * time.Millisecond) // let A's actor take the fallback snapshot
-	rA.Close()
-
-	st.mu.Lock()
-	saved := slices.Clone(st.saved)
-	st.mu.Unlock()
-	for _, snap := range saved {
-		state, err := codec.DecodeSnapshot(ctx, "acme", snap.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, ok := state.Booking("b1"); ok && !b.Customer.Erased {
-			t.Errorf("snapshot at seq %d holds the erased booking b1 readable: %+v", snap.Seq, b.Customer)
-		}
-	}
-	if keys, _ := st.ListRecords(ctx, "acme", privacy.KindSubjectKey, "", "", 0); slices.ContainsFunc(keys, func(r persistence.Record) bool { return r.Key == subject }) {
-		t.Errorf("erased subject %s has a key again", subject)
+	h.release(t)
+	h.assertB1NeverReadable(t)
+	if keys, _ := h.st.ListRecords(t.Context(), "acme", privacy.KindSubjectKey, "", "", 0); slices.ContainsFunc(keys, func(r persistence.Record) bool { return r.Key == h.subject }) {
+		t.Errorf("erased subject %s has a key again", h.subject)
 	}
 }
 
@@ -587,53 +598,21 @@ func TestLaggingInstanceFollowsBeforeItSnapshots(t *testing.T) {
 // instance and followed by A from the journal (Notify): it counts as an
 // erasure since the copy just the same.
 func TestErasureFollowedFromAnotherWriterSkipsTheSnapshot(t *testing.T) {
-	ctx := t.Context()
-	st := &snapshotLog{Store: mustPebble(t, t.TempDir())}
-	ring := mustKeyring(t)
-	codec := privacy.NewCodec(ring, st.Store)
-	gated := &gatedSnapshots{Codec: codec, entered: make(chan struct{}), gate: make(chan struct{}), sealed: make(chan struct{})}
-	openGate := sync.OnceFunc(func() { close(gated.gate) })
-	rA := actors.NewRegistry(actors.Config{Store: st, Codec: gated, Clock: clock.NewManual(t0), Logger: quietLogger(), SnapshotEvery: 3})
-	t.Cleanup(rA.Close)
-	t.Cleanup(openGate)
-	mustDo(t, rA, "acme", engine.Configure{Config: salon()})
-	first := mustDo(t, rA, "acme", engine.Book{BookingID: "b1", ServiceID: "cut", ResourceID: "anna", Start: at(1, 10), Customer: alice})
-	subject := first.Booking.Customer.Subject
-	mustDo(t, rA, "acme", engine.Book{BookingID: "b2", ServiceID: "cut", ResourceID: "ben", Start: at(1, 10), Customer: bob})
-	<-gated.entered
-	rB := mustRegistry(t, st, codec)
-	mustDo(t, rB, "acme", engine.EraseSubject{Subject: subject})
-	if err := codec.Forget(ctx, "acme", subject); err != nil {
-		t.Fatal(err)
-	}
-	// Stand-in, as in TestErasureDuringASnapshotIsNotUndone, for any path
-	// that gives the pseudonym a key again.
-	if err := secrets.NewSubjectKeys(ring, privacy.NewKeyStore(st.Store)).Create(ctx, "acme", subject); err != nil {
-		t.Fatal(err)
-	}
-	rA.Notify("acme")
+	h := holdSnapshot(t)
+	rB := mustRegistry(t, h.st, h.codec)
+	mustDo(t, rB, "acme", engine.EraseSubject{Subject: h.subject})
+	h.forget(t)
+	h.rekey(t)
+	h.r.Notify("acme")
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) { // wait until A has followed the erasure
 		erased := false
-		_ = rA.Read(ctx, "acme", func(s *engine.State, _ uint64) error { erased = s.SubjectErased(subject); return nil })
+		_ = h.r.Read(t.Context(), "acme", func(s *engine.State, _ uint64) error { erased = s.SubjectErased(h.subject); return nil })
 		if erased {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	openGate()
-	<-gated.sealed
-	rA.Close()
-	st.mu.Lock()
-	saved := slices.Clone(st.saved)
-	st.mu.Unlock()
-	for _, snap := range saved {
-		state, err := codec.DecodeSnapshot(ctx, "acme", snap.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, ok := state.Booking("b1"); ok && !b.Customer.Erased {
-			t.Errorf("snapshot at seq %d holds the erased booking b1 readable: %+v", snap.Seq, b.Customer)
-		}
-	}
+	h.release(t)
+	h.assertB1NeverReadable(t)
 }
