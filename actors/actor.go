@@ -572,8 +572,8 @@ func (a *actor) commit() error {
 // Config.SnapshotSpread: a quarter at slotd's 0.5) keeps the cost per
 // event constant, while replay after a restart stays bounded by about half
 // the state's size in events (plus what comes in while a snapshot is being
-// stored). The copy
-// is taken in the actor, the sealing and marshalling happen beside it.
+// stored). The copy is taken in the actor, the sealing and marshalling
+// happen beside it.
 func (a *actor) maybeSnapshot() {
 	if a.seq-a.snapSeq >= snapshotDue(a.reg.cfg.SnapshotEvery, a.state.Size(), a.reg.cfg.SnapshotSpread, a.snapShare) {
 		a.snapshotAsync()
@@ -872,10 +872,11 @@ type snapDone struct {
 //
 // Erasure orders against it as follows. The copy may hold a customer in
 // the clear whom the actor erases before the copy is sealed; the erasure
-// then forgets the subject's key, and a new key could even be made for
-// the subject (a booking between the forgetting and the unlinking of
-// their email). Sealing the copy under such a key would bring the erased
-// customer back, readable. So the codec seals beside the actor only under
+// then forgets the subject's key. Sealing the copy under a key made for
+// the subject after that would bring the erased customer back, readable.
+// (Nothing makes one on a single instance today: the engine refuses
+// bookings under an erased pseudonym. A lagging instance sealing with keys
+// created could, and the rules below do not rely on the engine.) So the codec seals beside the actor only under
 // keys that exist, never creating one (ErrSnapshotInActor otherwise: the
 // actor then snapshots itself, ordered with its commands), and the copy is
 // stored only if no erasure was applied since it was taken, checked after
