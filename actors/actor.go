@@ -148,7 +148,7 @@ func (a *actor) ctx() (context.Context, context.CancelFunc) {
 func (a *actor) run() {
 	defer close(a.done)
 	defer a.reg.forget(a, true)
-	defer a.drainSnapshot() // an actor that stops owns its snapshot in flight
+	defer a.awaitSnapshot(false) // an actor that stops owns its snapshot in flight
 	if a.prev != nil {
 		<-a.prev.done
 		a.prev = nil
@@ -264,7 +264,7 @@ func (a *actor) loop() error {
 			}
 			a.armTimer()
 		case d := <-a.snapC: // nil until the first snapshot in the background
-			a.finishSnapshot(d)
+			a.finishSnapshot(d, true)
 			if d.err == nil {
 				// What came in meanwhile may make the next one due (or,
 				// skipped after an erasure, this one again). A failed one
@@ -845,17 +845,11 @@ func (a *actor) armTimer() {
 // actor does, and what it falls back to when a snapshot cannot be encoded
 // beside it. Failure is logged only: the journal already holds everything.
 func (a *actor) snapshot() {
-	a.awaitSnapshot()
+	a.awaitSnapshot(true)
 	if a.state == nil || a.seq == a.snapSeq {
 		return
 	}
-	ctx, cancel := a.ctx()
-	defer cancel()
-	data, err := a.reg.cfg.Codec.EncodeSnapshot(ctx, a.tenant, a.state.Snapshot(), true)
-	if err == nil {
-		err = a.reg.cfg.Store.SaveSnapshot(ctx, a.tenant, persistence.Snapshot{Seq: a.seq, Data: data})
-	}
-	a.finishSnapshot(snapDone{seq: a.seq, err: err})
+	a.finishSnapshot(a.saveSnapshot(a.state.Snapshot(), a.seq, a.erasures.Load(), true), false)
 }
 
 // snapDone is how a snapshot ended.
@@ -876,11 +870,11 @@ type snapDone struct {
 // the subject after that would bring the erased customer back, readable.
 // (Nothing makes one on a single instance today: the engine refuses
 // bookings under an erased pseudonym. A lagging instance sealing with keys
-// created could, and the rules below do not rely on the engine.) So the codec seals beside the actor only under
-// keys that exist, never creating one (ErrSnapshotInActor otherwise: the
-// actor then snapshots itself, ordered with its commands), and the copy is
-// stored only if no erasure was applied since it was taken, checked after
-// the sealing: an erasure applied after the check is answered after it,
+// created could, and the rules below do not rely on the engine.) So the
+// codec seals beside the actor only under keys that exist, never creating
+// one (ErrSnapshotInActor otherwise: the actor then snapshots itself,
+// ordered with its commands), and the copy is stored only if no erasure
+// was applied since it was taken, checked after the sealing: an erasure applied after the check is answered after it,
 // so its key is forgotten only after every key the sealing used was read.
 // Erasures followed from another writer's journal count the same; and
 // before the actor seals with keys created, it follows the journal to its
@@ -896,16 +890,17 @@ func (a *actor) snapshotAsync() {
 	}
 	snap, seq, epoch := a.state.Snapshot(), a.seq, a.erasures.Load()
 	a.snapping = true
-	go func() { a.snapC <- a.saveSnapshot(snap, seq, epoch) }()
+	go func() { a.snapC <- a.saveSnapshot(snap, seq, epoch, false) }()
 }
 
-// saveSnapshot encodes snap, the state at seq, beside the actor, and stores
-// it unless an erasure came after the copy (epoch is the actor's erasure
-// count then).
-func (a *actor) saveSnapshot(snap *engine.Snapshot, seq, epoch uint64) snapDone {
+// saveSnapshot encodes snap, the state at seq, and stores it unless an
+// erasure came after the copy (epoch is the actor's erasure count then).
+// Beside the actor (not inActor) it runs on a goroutine of its own; in the
+// actor nothing can come between, and the codec may create keys.
+func (a *actor) saveSnapshot(snap *engine.Snapshot, seq, epoch uint64, inActor bool) snapDone {
 	ctx, cancel := a.ctx()
 	defer cancel()
-	data, err := a.reg.cfg.Codec.EncodeSnapshot(ctx, a.tenant, snap, false)
+	data, err := a.reg.cfg.Codec.EncodeSnapshot(ctx, a.tenant, snap, inActor)
 	if a.erasures.Load() != epoch {
 		// Also when it failed: a key missing because of that erasure
 		// needs no snapshot in the actor, only a fresh copy.
@@ -917,21 +912,27 @@ func (a *actor) saveSnapshot(snap *engine.Snapshot, seq, epoch uint64) snapDone 
 	return snapDone{seq: seq, err: a.reg.cfg.Store.SaveSnapshot(ctx, a.tenant, persistence.Snapshot{Seq: seq, Data: data})}
 }
 
-// awaitSnapshot waits for the snapshot in flight, if there is one.
-func (a *actor) awaitSnapshot() {
+// awaitSnapshot waits for the snapshot in flight, if there is one, and
+// takes note of how it ended (finishSnapshot). A stopping actor passes
+// fallback false: after an error or a panic its state may hold what was
+// never committed, so it must not snapshot it in its stead.
+func (a *actor) awaitSnapshot(fallback bool) {
 	if a.snapping {
-		a.finishSnapshot(<-a.snapC)
+		a.finishSnapshot(<-a.snapC, fallback)
 	}
 }
 
-// finishSnapshot takes note of how a snapshot ended.
-func (a *actor) finishSnapshot(d snapDone) {
+// finishSnapshot takes note of how a snapshot ended. One the codec sent
+// back to the actor (ErrSnapshotInActor) is taken in the actor if fallback.
+func (a *actor) finishSnapshot(d snapDone, fallback bool) {
 	a.snapping = false
-	if d.skipped {
+	switch {
+	case d.skipped:
 		a.reg.cfg.Logger.Debug("snapshot not stored: an erasure came after the copy", "tenant", a.tenant, "seq", d.seq)
-		return
-	}
-	if errors.Is(d.err, ErrSnapshotInActor) {
+	case errors.Is(d.err, ErrSnapshotInActor):
+		if !fallback {
+			return
+		}
 		// A key missing may be another writer's erasure, durable in the
 		// journal before its key was forgotten: the actor follows the
 		// journal to its end before it seals, creating keys, itself. If
@@ -944,27 +945,9 @@ func (a *actor) finishSnapshot(d snapDone) {
 			return
 		}
 		a.snapshot()
-		return
-	}
-	if d.err != nil {
+	case d.err != nil:
 		a.reg.cfg.Logger.Warn("snapshot failed", "tenant", a.tenant, "seq", d.seq, "err", d.err)
-		return
-	}
-	// A reload meanwhile may have found a newer stored snapshot.
-	if d.seq > a.snapSeq {
+	case d.seq > a.snapSeq: // a reload meanwhile may have found a newer stored snapshot
 		a.snapSeq = d.seq
-	}
-}
-
-// drainSnapshot waits for the snapshot in flight without falling back to a
-// snapshot in the actor: after an error or a panic the state may hold what
-// was never committed.
-func (a *actor) drainSnapshot() {
-	if a.snapping {
-		d := <-a.snapC
-		a.snapping = false
-		if d.err == nil && !d.skipped && d.seq > a.snapSeq {
-			a.snapSeq = d.seq
-		}
 	}
 }

@@ -459,9 +459,6 @@ func (s *State) Snapshot() *Snapshot {
 	return &Snapshot{snap: snap}
 }
 
-// Tenant is the tenant the snapshot is of.
-func (sn *Snapshot) Tenant() string { return sn.snap.Tenant }
-
 // Bookings are the snapshot's bookings, sorted; callers must not change them.
 func (sn *Snapshot) Bookings() []Booking { return sn.snap.Bookings }
 

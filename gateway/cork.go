@@ -79,9 +79,6 @@ type corkedConn struct {
 }
 
 func (c *corkedConn) Close() error {
-	c.k.mu.Lock()
-	c.k.corked = false
-	_ = c.k.flushLocked()
-	c.k.mu.Unlock()
+	_ = c.k.uncork()
 	return c.Conn.Close()
 }

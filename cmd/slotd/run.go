@@ -154,8 +154,10 @@ Flags:
 	if o.memoryLimit, err = parseMemoryLimit(*memoryLimit); err != nil {
 		return o, err
 	}
-	if err := checkMemoryLimit(o.memoryLimit, availableMemory()); err != nil {
-		return o, err
+	if o.memoryLimit > 0 {
+		if err := checkMemoryLimit(o.memoryLimit, availableMemory()); err != nil {
+			return o, err
+		}
 	}
 	if err := checkDebugAddr(o.debugAddr); err != nil {
 		return o, err

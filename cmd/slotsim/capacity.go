@@ -81,6 +81,12 @@ type capStep struct {
 	Baseline *capSystem `json:"baseline"`
 }
 
+// checkFailed reports whether the run ended and a system's invariant
+// check failed.
+func (r *capStep) checkFailed() bool {
+	return r.Error == "" && (!r.Slotd.CheckPassed || (r.Baseline != nil && !r.Baseline.CheckPassed))
+}
+
 // capValue is one system's capacity.
 type capValue struct {
 	BookingsPerSec float64 `json:"bookings_acked_per_sec"` // 0: no step held
@@ -451,7 +457,7 @@ func runCapacity(ctx context.Context, args []string, getenv func(string) string,
 			}
 		}
 		for _, r := range runs {
-			if r.Error == "" && (!r.Slotd.CheckPassed || (r.Baseline != nil && !r.Baseline.CheckPassed)) {
+			if r.checkFailed() {
 				violated = true
 			}
 		}
@@ -544,7 +550,7 @@ func combineRuns(st *capStep, runs []capStep, bound time.Duration) {
 	if st.Error != "" {
 		// Keep an earlier run's failed check in the figures.
 		for _, r := range runs {
-			if r.Error == "" && (!r.Slotd.CheckPassed || (r.Baseline != nil && !r.Baseline.CheckPassed)) {
+			if r.checkFailed() {
 				st.Slotd, st.Baseline = r.Slotd, r.Baseline
 				break
 			}
