@@ -146,9 +146,10 @@ func (d *decider) checkStranding(c *compiled) *Error {
 		return nil
 	}
 	for id, old := range d.s.cfg.resources {
+		now := d.now.UnixNano()
 		var live []occ
 		for _, o := range old.occ.list {
-			if o.end.After(d.now) && o.live(d.now) {
+			if o.end > now && o.live(now) {
 				live = append(live, o)
 			}
 		}
@@ -162,9 +163,9 @@ func (d *decider) checkStranding(c *compiled) *Error {
 		if nr.cfg.Capacity < old.cfg.Capacity {
 			far := live[0].end
 			for _, o := range live {
-				far = maxTime(far, o.end)
+				far = max(far, o.end)
 			}
-			if p := old.occ.peak(d.now, far, d.now, ""); p > nr.cfg.Capacity {
+			if p := old.occ.peakNanos(now, far, now, ""); p > nr.cfg.Capacity {
 				return Errorf(CodeInUse, "resource %s already has %d overlapping upcoming bookings; capacity %d is too low", id, p, nr.cfg.Capacity)
 			}
 		}
@@ -181,7 +182,7 @@ func (d *decider) idemLookup(key string, cmd Command) (*IdemRecord, *Error) {
 	if len(key) > 128 {
 		return nil, Errorf(CodeInvalid, "idempotency key longer than 128 bytes")
 	}
-	rec, ok := d.s.idem[key]
+	rec, ok := d.s.idemRecord(key)
 	if !ok {
 		return nil, nil
 	}
@@ -309,11 +310,11 @@ func (d *decider) place(svc *service, resourceID string, any bool, start time.Ti
 // bookingsOnDay counts confirmed bookings (other than ignore, a booking
 // being moved) whose occupied block starts on local date day.
 func (r *resource) bookingsOnDay(day Date, ignore string) int {
-	from := LocalInstant(day, 0, r.loc)
-	to := LocalInstant(day.AddDays(1), 0, r.loc)
-	lo := sort.Search(len(r.occ.list), func(i int) bool { return !r.occ.list[i].start.Before(from) })
+	from := LocalInstant(day, 0, r.loc).UnixNano()
+	to := LocalInstant(day.AddDays(1), 0, r.loc).UnixNano()
+	lo := sort.Search(len(r.occ.list), func(i int) bool { return r.occ.list[i].start >= from })
 	n := 0
-	for i := lo; i < len(r.occ.list) && r.occ.list[i].start.Before(to); i++ {
+	for i := lo; i < len(r.occ.list) && r.occ.list[i].start < to; i++ {
 		if o := &r.occ.list[i]; !o.hold && o.id != ignore {
 			n++
 		}

@@ -986,6 +986,81 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// A state keeps idempotency records compactly (the fingerprint as bytes);
+// records of another shape, which the engine never writes but an old or
+// hand-made journal may hold, must come back out of a snapshot exactly as
+// they went in, and a key moving between the two forms is kept once.
+func TestIdempotencyRecordsOfAnyShapeSurviveSnapshots(t *testing.T) {
+	f := newFixture(t)
+	r := f.apply(engine.Book{BookingID: "b1", ServiceID: "cut", ResourceID: "alice", Start: tue(10, 0), Customer: ada, IdempotencyKey: "k-normal"}, now0)
+	normal := *r.Events[0].Idem
+	fp := normal.Fingerprint
+	odd := []engine.IdemRecord{
+		{Key: "k-empty-fingerprint", Kind: "booking", ID: "b1"},
+		{Key: "k-upper-case", Fingerprint: strings.ToUpper(fp), Kind: "booking", ID: "b1"},
+		{Key: "k-short", Fingerprint: fp[:10], Kind: "booking", ID: "b1"},
+		{Key: "k-not-hex", Fingerprint: strings.Repeat("z", len(fp)), Kind: "hold", ID: "h1"},
+		{Key: "k-other-kind", Fingerprint: fp, Kind: "reschedule", ID: "b1"},
+		{Key: "k-no-kind", Fingerprint: fp, ID: "b1"},
+	}
+	var snap map[string]json.RawMessage
+	if err := json.Unmarshal(MustSnapshot(t, f.s), &snap); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]engine.IdemRecord{normal}, odd...)
+	slices.SortFunc(want, func(a, b engine.IdemRecord) int { return strings.Compare(a.Key, b.Key) })
+	snap["idem"], _ = json.Marshal(want)
+	in, _ := json.Marshal(snap)
+	s, err := engine.RestoreState("acme", in)
+	if err != nil {
+		t.Fatalf("RestoreState = %v", err)
+	}
+	idemOf := func(s *engine.State) []engine.IdemRecord {
+		var got struct{ Idem []engine.IdemRecord }
+		if err := json.Unmarshal(MustSnapshot(t, s), &got); err != nil {
+			t.Fatal(err)
+		}
+		return got.Idem
+	}
+	if got := idemOf(s); !sameJSON(got, want) {
+		t.Errorf("idempotency records after a restore:\n got %+v\nwant %+v", got, want)
+	}
+	if again := MustSnapshot(t, MustRestore(t, s)); !bytes.Equal(again, MustSnapshot(t, s)) {
+		t.Errorf("a second round trip changed the snapshot")
+	}
+	// The normal record still answers a retry, and still refuses misuse.
+	retry := engine.Book{BookingID: "b1-retry", ServiceID: "cut", ResourceID: "alice", Start: tue(10, 0), Customer: ada, IdempotencyKey: "k-normal"}
+	if res := MustApply(t, s, retry, now0); !res.Duplicate || res.Booking.ID != "b1" {
+		t.Errorf("retry = %+v, want Duplicate of b1", res)
+	}
+	retry.Start = tue(11, 0)
+	MustFail(t, s, retry, now0, engine.CodeIdemReused)
+
+	// Keys moving between the forms: each is kept once, in its last form.
+	moved := []engine.IdemRecord{
+		{Key: "k-upper-case", Fingerprint: fp, Kind: "booking", ID: "b1"},              // odd → compact
+		{Key: "k-normal", Fingerprint: strings.ToUpper(fp), Kind: "booking", ID: "b1"}, // compact → odd
+	}
+	for _, rec := range moved {
+		if err := s.Evolve(engine.Event{Type: engine.EvBookingCancelled, BookingID: "b1", At: now0, Idem: &rec}); err != nil {
+			t.Fatalf("Evolve = %v", err)
+		}
+	}
+	for i := range want {
+		for _, m := range moved {
+			if want[i].Key == m.Key {
+				want[i] = m
+			}
+		}
+	}
+	if got := idemOf(s); !sameJSON(got, want) {
+		t.Errorf("idempotency records after keys moved:\n got %+v\nwant %+v", got, want)
+	}
+	if n := s.Size(); n != 1+len(want) {
+		t.Errorf("Size() = %d, want %d (one booking, %d records)", n, 1+len(want), len(want))
+	}
+}
+
 func TestIdempotency(t *testing.T) {
 	f := newFixture(t)
 	first := engine.Book{BookingID: "b1", ServiceID: "cut", ResourceID: "", Start: tue(10, 0), Customer: ada, IdempotencyKey: "k-book"}

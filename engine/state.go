@@ -14,7 +14,8 @@ type State struct {
 	cfg      *compiled // nil until configured
 	bookings map[string]*Booking
 	holds    map[string]*Hold
-	idem     map[string]IdemRecord
+	idem     map[string]idemEntry      // idempotency records, compact (idem.go)
+	idemOdd  map[string]IdemRecord     // records without that shape, as they came
 	erased   map[string]bool           // data subjects erased (EraseSubject)
 	zones    map[string]*time.Location // viewer zones seen in queries; a cache
 
@@ -47,7 +48,7 @@ func (s *State) zone(name string) (*time.Location, *Error) {
 
 // NewState returns the empty state of a tenant.
 func NewState(tenant string) *State {
-	return &State{tenant: tenant, bookings: map[string]*Booking{}, holds: map[string]*Hold{}, idem: map[string]IdemRecord{},
+	return &State{tenant: tenant, bookings: map[string]*Booking{}, holds: map[string]*Hold{}, idem: map[string]idemEntry{},
 		erased: map[string]bool{}, changedAll: true}
 }
 
@@ -129,7 +130,7 @@ func (s *State) SubjectErased(subject string) bool { return s.erased[subject] }
 
 // Size is the number of bookings, holds and idempotency records the state
 // holds: a measure of what a snapshot of it costs.
-func (s *State) Size() int { return len(s.bookings) + len(s.holds) + len(s.idem) }
+func (s *State) Size() int { return len(s.bookings) + len(s.holds) + len(s.idem) + len(s.idemOdd) }
 
 // NextHoldExpiry is the earliest expiry among held slots.
 func (s *State) NextHoldExpiry() (time.Time, bool) {
@@ -159,7 +160,7 @@ func (s *State) Evolve(e Event) error {
 		return fmt.Errorf("evolve %s: %w", e.Type, err)
 	}
 	if e.Idem != nil {
-		s.idem[e.Idem.Key] = *e.Idem
+		s.putIdem(*e.Idem)
 	}
 	return nil
 }
@@ -193,7 +194,7 @@ func (s *State) evolve(e Event) error {
 		}
 		hc := *h
 		s.holds[h.ID] = &hc
-		r.occ.add(occ{start: h.BlockStart, end: h.BlockEnd, id: h.ID, hold: true, expires: h.ExpiresAt})
+		r.occ.add(newOcc(h.BlockStart, h.BlockEnd, h.ID, true, h.ExpiresAt))
 		s.touched(h.ResourceID, Interval{h.BlockStart, h.BlockEnd})
 	case EvHoldReleased, EvHoldExpired:
 		s.dropHold(e.HoldID)
@@ -211,7 +212,7 @@ func (s *State) evolve(e Event) error {
 		}
 		bc := *b
 		s.bookings[b.ID] = &bc
-		r.occ.add(occ{start: b.BlockStart, end: b.BlockEnd, id: b.ID})
+		r.occ.add(newOcc(b.BlockStart, b.BlockEnd, b.ID, false, time.Time{}))
 		s.touched(b.ResourceID, Interval{b.BlockStart, b.BlockEnd})
 	case EvBookingCancelled:
 		b := s.bookings[e.BookingID]
@@ -243,7 +244,7 @@ func (s *State) evolve(e Event) error {
 		s.touched(old.ResourceID, Interval{old.BlockStart, old.BlockEnd})
 		bc := *nb
 		s.bookings[nb.ID] = &bc
-		r.occ.add(occ{start: nb.BlockStart, end: nb.BlockEnd, id: nb.ID})
+		r.occ.add(newOcc(nb.BlockStart, nb.BlockEnd, nb.ID, false, time.Time{}))
 		s.touched(nb.ResourceID, Interval{nb.BlockStart, nb.BlockEnd})
 	case EvSubjectErased:
 		if e.Subject == "" {
@@ -329,12 +330,12 @@ func (s *State) setConfig(cfg TenantConfig) error {
 	}
 	for _, b := range s.bookings {
 		if r := readded[b.ResourceID]; r != nil && b.Status == StatusConfirmed {
-			r.occ.add(occ{start: b.BlockStart, end: b.BlockEnd, id: b.ID})
+			r.occ.add(newOcc(b.BlockStart, b.BlockEnd, b.ID, false, time.Time{}))
 		}
 	}
 	for _, h := range s.holds {
 		if r := readded[h.ResourceID]; r != nil {
-			r.occ.add(occ{start: h.BlockStart, end: h.BlockEnd, id: h.ID, hold: true, expires: h.ExpiresAt})
+			r.occ.add(newOcc(h.BlockStart, h.BlockEnd, h.ID, true, h.ExpiresAt))
 		}
 	}
 	s.cfg = c
@@ -446,15 +447,12 @@ type Snapshot struct {
 // Snapshot copies the state's contents.
 func (s *State) Snapshot() *Snapshot {
 	snap := snapshot{V: 1, Tenant: s.tenant, Bookings: s.Bookings(time.Time{}, time.Time{}), Holds: s.Holds(),
-		Busy: s.Busy(), Idem: make([]IdemRecord, 0, len(s.idem)), Erased: sortedKeys(s.erased)}
+		Busy: s.Busy(), Idem: s.idemRecords(), Erased: sortedKeys(s.erased)}
 	if s.cfg != nil {
 		// Configurations are replaced, never changed in place (setConfig,
 		// modifiedConfig), so sharing this one's slices and maps is safe.
 		c := s.cfg.cfg
 		snap.Config = &c
-	}
-	for _, k := range sortedKeys(s.idem) {
-		snap.Idem = append(snap.Idem, s.idem[k])
 	}
 	return &Snapshot{snap: snap}
 }
@@ -516,7 +514,7 @@ func RestoreStateWith(tenant string, data []byte, open CustomerFunc) (*State, er
 		s.bookings[b.ID] = &b
 		if b.Status == StatusConfirmed {
 			if r := s.resource(b.ResourceID); r != nil {
-				r.occ.add(occ{start: b.BlockStart, end: b.BlockEnd, id: b.ID})
+				r.occ.add(newOcc(b.BlockStart, b.BlockEnd, b.ID, false, time.Time{}))
 			}
 		}
 	}
@@ -524,7 +522,7 @@ func RestoreStateWith(tenant string, data []byte, open CustomerFunc) (*State, er
 		h := snap.Holds[i]
 		s.holds[h.ID] = &h
 		if r := s.resource(h.ResourceID); r != nil {
-			r.occ.add(occ{start: h.BlockStart, end: h.BlockEnd, id: h.ID, hold: true, expires: h.ExpiresAt})
+			r.occ.add(newOcc(h.BlockStart, h.BlockEnd, h.ID, true, h.ExpiresAt))
 		}
 	}
 	for _, b := range snap.Busy {
@@ -533,7 +531,7 @@ func RestoreStateWith(tenant string, data []byte, open CustomerFunc) (*State, er
 		}
 	}
 	for _, rec := range snap.Idem {
-		s.idem[rec.Key] = rec
+		s.putIdem(rec)
 	}
 	for _, subject := range snap.Erased {
 		s.erased[subject] = true
