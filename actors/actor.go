@@ -35,6 +35,9 @@ type message struct {
 	// reply; a refusal is answered like a refused command, after the
 	// batch's commit, since it may rest on commands not yet durable.
 	check bool
+	// latest: a read that follows the journal to its end first
+	// (Registry.ReadLatest).
+	latest bool
 
 	// set while the command is pending in a batch
 	res      engine.Result
@@ -277,7 +280,7 @@ func (a *actor) loop() error {
 					return err
 				}
 			}
-			a.snapshot()
+			a.lastSnapshot()
 			a.endSubs(ErrStopped)
 			if a.timerStop != nil {
 				a.timerStop()
@@ -459,7 +462,9 @@ func (a *actor) batch(first *message) error {
 		if err := a.commit(); err != nil {
 			return err
 		}
-		a.other(x)
+		if err := a.other(x); err != nil {
+			return err
+		}
 	}
 	if err := a.commit(); err != nil {
 		return err
@@ -517,7 +522,7 @@ func (a *actor) commit() error {
 		if err == nil {
 			break
 		}
-		conflict := errors.Is(err, persistence.ErrConflict)
+		conflict := errors.Is(err, persistence.ErrConflict) || errors.Is(err, ErrBehindJournal)
 		if conflict {
 			a.reg.cfg.Metrics.Conflicts.Inc()
 			a.reg.cfg.Logger.Info("journal append conflict: another writer appended first; catching up", "tenant", a.tenant, "seq", a.seq, "attempt", attempt)
@@ -639,14 +644,27 @@ func (a *actor) count(cmd engine.Command, err error) {
 	a.reg.cfg.Metrics.Commands.WithLabelValues(engine.CommandName(cmd), result).Inc()
 }
 
-// other handles a read or a subscription against committed state.
-func (a *actor) other(x *message) {
+// other handles a read or a subscription against committed state. An
+// error is the actor's, as from catchUp.
+func (a *actor) other(x *message) error {
 	switch x.kind {
 	case kindRead:
+		if x.latest {
+			err := a.follow()
+			if re := (*journalReadError)(nil); errors.As(err, &re) {
+				a.reg.cfg.Logger.Warn("reading the journal tail before a read failed", "tenant", a.tenant, "after", a.seq, "err", re.err)
+				x.answer(reply{err: engine.Errorf(engine.CodeUnavailable, "tenant %s: could not read its latest changes; retry", a.tenant), seq: a.seq})
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
 		x.answer(reply{err: x.read(a.state, a.seq), seq: a.seq})
 	case kindSubscribe:
 		a.subscribe(x)
 	}
+	return nil
 }
 
 func (a *actor) subscribe(x *message) {
@@ -850,6 +868,26 @@ func (a *actor) snapshot() {
 		return
 	}
 	a.finishSnapshot(a.saveSnapshot(a.state.Snapshot(), a.seq, a.erasures.Load(), true), false)
+}
+
+// lastSnapshot is a stopping actor's snapshot, once its commands are
+// committed. Another writer may have erased a customer this state still
+// holds in the clear, so the actor follows the journal to its end first,
+// as before any snapshot it seals with keys created (finishSnapshot). If
+// it cannot, no snapshot: the journal holds everything.
+func (a *actor) lastSnapshot() {
+	a.awaitSnapshot(true)
+	if a.state == nil {
+		return
+	}
+	a.snapping = true // keep follow's maybeSnapshot from starting one
+	err := a.follow()
+	a.snapping = false
+	if err != nil {
+		a.reg.cfg.Logger.Warn("last snapshot not taken: could not follow the journal first", "tenant", a.tenant, "err", err)
+		return
+	}
+	a.snapshot()
 }
 
 // snapDone is how a snapshot ended.

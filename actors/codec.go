@@ -25,7 +25,9 @@ import (
 // A codec that changes what it yields (personal data erased since) must do
 // so the same way on every later decode.
 type Codec interface {
-	// EncodeEvents encodes events for one journal append, in order.
+	// EncodeEvents encodes events for one journal append, in order. An
+	// error wrapping ErrBehindJournal makes the actor read the journal and
+	// decide the batch's commands again, as after a lost append race.
 	EncodeEvents(ctx context.Context, tenant string, events []engine.Event) ([][]byte, error)
 	// DecodeEvents decodes journal entries' data, in order.
 	DecodeEvents(ctx context.Context, tenant string, data [][]byte) ([]engine.Event, error)
@@ -46,6 +48,14 @@ type Codec interface {
 // actor must order, such as a customer's key created: the actor then takes
 // the snapshot itself.
 var ErrSnapshotInActor = errors.New("snapshot must be taken in the actor")
+
+// ErrBehindJournal is returned, wrapped, by a Codec's EncodeEvents when
+// the events cannot be encoded because the state they were decided on is
+// behind the journal: another writer changed something they depend on,
+// such as a customer it erased, whose key it forgot. The actor reads the
+// journal to its end and decides the pending commands again, as when
+// another writer appended first.
+var ErrBehindJournal = errors.New("the state is behind the journal")
 
 // A CommandPreparer is a Codec that must see every command before it is
 // applied: Registry.Do hands it the command on the caller's goroutine

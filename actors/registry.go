@@ -402,6 +402,22 @@ func (r *Registry) Read(ctx context.Context, tenant string, fn func(st *engine.S
 	return rep.err
 }
 
+// ReadLatest is Read on a state that includes everything committed to the
+// tenant's journal before the call, by any writer: the actor follows the
+// journal to its end first (one read of the store, which finds nothing new
+// when this is the only instance). For reads that return customers'
+// personal data, so that an erasure made through another instance is
+// honoured at once rather than when this one next follows the journal. If
+// the journal cannot be read, the read is refused (unavailable) rather
+// than answered from a state that may be behind.
+func (r *Registry) ReadLatest(ctx context.Context, tenant string, fn func(st *engine.State, seq uint64) error) error {
+	rep, err := r.ask(ctx, tenant, &message{kind: kindRead, read: fn, latest: true, reply: make(chan reply, 1)})
+	if err != nil {
+		return err
+	}
+	return rep.err
+}
+
 // SubscribeAvailability streams the availability for q: first a snapshot,
 // then a delta after every change, in order. queue bounds the updates
 // waiting for the reader (0: the registry default).

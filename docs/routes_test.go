@@ -72,6 +72,10 @@ func (noTenants) Do(context.Context, string, engine.Command) (actors.Reply, erro
 
 func (noTenants) Read(context.Context, string, func(*engine.State, uint64) error) error { return nil }
 
+func (noTenants) ReadLatest(context.Context, string, func(*engine.State, uint64) error) error {
+	return nil
+}
+
 type noAudit struct{}
 
 func (noAudit) Append(context.Context, string, audit.Entry) (int64, audit.Checkpoint, error) {

@@ -481,7 +481,7 @@ func (s *Server) listBookings(w http.ResponseWriter, r *http.Request) {
 		list []engine.Booking
 		ver  uint64
 	)
-	err = s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, seq uint64) error {
+	err = s.cfg.Tenants.ReadLatest(ctx, tenant, func(st *engine.State, seq uint64) error {
 		list, ver = st.Bookings(from, to), seq
 		return nil
 	})
@@ -501,7 +501,7 @@ func (s *Server) getBooking(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var b engine.Booking
-	err := s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, _ uint64) error {
+	err := s.cfg.Tenants.ReadLatest(ctx, tenant, func(st *engine.State, _ uint64) error {
 		var ok bool
 		if b, ok = st.Booking(r.PathValue("booking")); !ok {
 			return engine.Errorf(engine.CodeNotFound, "booking %q does not exist", r.PathValue("booking"))

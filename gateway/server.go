@@ -33,6 +33,9 @@ var webFS embed.FS
 type Tenants interface {
 	Do(ctx context.Context, tenant string, cmd engine.Command) (actors.Reply, error)
 	Read(ctx context.Context, tenant string, fn func(st *engine.State, seq uint64) error) error
+	// ReadLatest is Read after catching up with every other instance's
+	// writes: for reads that return customers' personal data.
+	ReadLatest(ctx context.Context, tenant string, fn func(st *engine.State, seq uint64) error) error
 	SubscribeAvailability(ctx context.Context, tenant string, q engine.AvailabilityQuery, queue int) (*actors.Subscription, error)
 	SubscribeFeed(ctx context.Context, tenant string, queue int) (*actors.Subscription, error)
 }

@@ -971,7 +971,7 @@ func (c *conn) subscribeBookings(ctx context.Context, req Request) (*Frame, erro
 		ver  uint64
 	)
 	now := c.s.cfg.Now()
-	err = c.s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, seq uint64) error {
+	err = c.s.cfg.Tenants.ReadLatest(ctx, tenant, func(st *engine.State, seq uint64) error {
 		list, ver = st.Bookings(now.Add(-24*time.Hour), time.Time{}), seq
 		return nil
 	})

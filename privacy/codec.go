@@ -276,6 +276,11 @@ func (c *Codec) EncodeEvents(ctx context.Context, tenant string, events []engine
 		if e.Booking != nil {
 			b := *e.Booking
 			cu, err := c.seal(ctx, sk, tenant, b, true)
+			if errors.Is(err, secrets.ErrShredded) {
+				// The customer was erased by another writer this state
+				// has not read yet: the actor reads it and decides again.
+				return nil, fmt.Errorf("%w: %w", actors.ErrBehindJournal, err)
+			}
 			if err != nil {
 				return nil, err
 			}

@@ -2,6 +2,7 @@ package privacy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -10,11 +11,13 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/slotd/slotd/actors"
 	"github.com/slotd/slotd/engine"
 	"github.com/slotd/slotd/persistence"
 	"github.com/slotd/slotd/persistence/memstore"
 	"github.com/slotd/slotd/persistence/pebble"
 	"github.com/slotd/slotd/privacy"
+	"github.com/slotd/slotd/security/secrets"
 )
 
 // TestDeferToJournalOnlyForOneLog: writes are deferred only when the
@@ -207,8 +210,8 @@ func TestMintedKeySealedWithoutARead(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.keyGets.Store(0)
-	if _, err := codec.EncodeEvents(ctx, "acme", []engine.Event{bookingEvent("b3", b)}); err != nil {
-		t.Fatal(err)
+	if _, err := codec.EncodeEvents(ctx, "acme", []engine.Event{bookingEvent("b3", b)}); !errors.Is(err, secrets.ErrShredded) || !errors.Is(err, actors.ErrBehindJournal) {
+		t.Fatalf("sealing for a subject forgotten after preparing = %v, want secrets.ErrShredded and actors.ErrBehindJournal", err)
 	}
 	if n := st.keyGets.Load(); n != 1 {
 		t.Errorf("sealing for a subject forgotten after preparing read %d subject keys, want 1 (the handed-over key dropped)", n)

@@ -22,9 +22,15 @@
 // engine.EraseSubject through the tenant's actor, so that the live state and
 // every replay show the customer's bookings as {Subject, Erased: true} with
 // their times, resources and statuses intact; records the erasure in the
-// audit log; destroys the pseudonym's key; and deletes the index entry.
-// From then on no stored copy of the customer can be opened, by anyone,
-// master keys or not, and nothing stored links the email to the pseudonym.
+// audit log; destroys the pseudonym's key, leaving a tombstone so that no
+// key is ever made for it again; and deletes the index entry. From then on
+// no stored copy of the customer can be opened, by anyone, master keys or
+// not, and nothing stored links the email to the pseudonym. An instance
+// that has not read the erasure yet cannot bring the customer back: its
+// write meets the tombstone, reads the journal and is decided again
+// (actors.ErrBehindJournal), and what returns personal data reads the
+// latest state (actors.Registry.ReadLatest) first. A customer who books
+// again gets a new pseudonym.
 //
 // # Where the keys live, and backups
 //

@@ -126,7 +126,7 @@ func (s *Service) ExportCustomer(ctx context.Context, tenant, email, actor strin
 	}
 	out := CustomerExport{Format: FormatCustomer, Version: FormatVersion, Tenant: tenant, ExportedAt: s.cfg.Now().UTC(),
 		Email: email, Subjects: []string{}, Bookings: []BookingRecord{}}
-	err = s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, _ uint64) error {
+	err = s.cfg.Tenants.ReadLatest(ctx, tenant, func(st *engine.State, _ uint64) error {
 		n := namesOf(st)
 		for _, b := range st.Bookings(time.Time{}, time.Time{}) {
 			c := b.Customer
@@ -158,7 +158,7 @@ func (s *Service) ExportCustomer(ctx context.Context, tenant, email, actor strin
 func (s *Service) ExportTenant(ctx context.Context, tenant, actor string) (TenantExport, error) {
 	out := TenantExport{Format: FormatTenant, Version: FormatVersion, Tenant: tenant, ExportedAt: s.cfg.Now().UTC(),
 		Bookings: []BookingRecord{}, Holds: []HoldRecord{}}
-	err := s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, seq uint64) error {
+	err := s.cfg.Tenants.ReadLatest(ctx, tenant, func(st *engine.State, seq uint64) error {
 		out.JournalSeq = seq
 		if cfg, ok := st.Config(); ok {
 			out.Config = &cfg

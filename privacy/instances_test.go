@@ -190,7 +190,7 @@ func (e *erasedTenant) assertNoKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.ContainsFunc(keys, func(r persistence.Record) bool { return r.Key == e.subject }) {
+	if slices.ContainsFunc(keys, func(r persistence.Record) bool { return r.Key == e.subject && isKey(r) }) {
 		t.Errorf("erased subject %s has a key again", e.subject)
 	}
 }
@@ -200,14 +200,102 @@ func (e *erasedTenant) assertNoKey(t *testing.T) {
 // followed the journal (woken as the store's notification or the poll
 // wakes it; the test never reloads B), nothing B serves names her: not a
 // booking read, not her export, not the tenant's export. Her bookings'
-// history stays as it was. (Until B has followed, it still serves her
-// from memory: reads do not follow the journal first.)
+// history stays as it was. (Before B has followed, plain reads still see
+// her; what serves personal data reads the latest state:
+// TestLaggingInstanceServesNoErasedCustomer.)
 func TestInstanceFollowingAnErasureServesNoneOfIt(t *testing.T) {
 	e := newErasedTenant(t)
 	seq := e.erase(t)
 	caughtUp(t, e.b.r, seq)
 	e.assertErased(t, "instance B", e.b)
 	e.assertErased(t, "instance A", e.a)
+}
+
+// TestLaggingInstanceServesNoErasedCustomer: after Alice's erasure through
+// instance A, instance B has not followed the journal (no notification, no
+// poll yet) and still holds her in the clear. What B serves of customers'
+// personal data must not name her all the same: her export, the tenant's
+// export, and the latest reads the gateway's booking reads use
+// (Registry.ReadLatest) follow the journal first.
+func TestLaggingInstanceServesNoErasedCustomer(t *testing.T) {
+	ctx := t.Context()
+	e := newErasedTenant(t)
+	seq := e.erase(t)
+	if head(t, e.b.r) >= seq {
+		t.Fatal("B followed the erasure unasked")
+	}
+	exp, err := e.b.svc.ExportCustomer(ctx, "acme", alice.Email, "account:owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exp.Bookings) != 0 {
+		t.Errorf("B: Alice's export = %s, want no booking", mustJSON(t, exp))
+	}
+	tenant, err := e.b.svc.ExportTenant(ctx, "acme", "account:owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertAbsent(t, "B: the tenant's export", mustJSON(t, tenant), secretsOf(alice)...)
+	var list []engine.Booking
+	var readAt uint64
+	if err := e.b.r.ReadLatest(ctx, "acme", func(st *engine.State, s uint64) error {
+		list, readAt = st.Bookings(time.Time{}, time.Time{}), s
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if readAt != seq {
+		t.Errorf("B's latest read is at seq %d, want %d", readAt, seq)
+	}
+	assertAbsent(t, "B: a latest read of the bookings", mustJSON(t, list), secretsOf(alice)...)
+	e.assertErased(t, "instance B", e.b)
+}
+
+// TestInstanceStoppingBehindAnErasureStoresNoReadableSnapshot: instance B,
+// behind Alice's erasure through A, stops. Its last snapshot is sealed in
+// its actor, where keys may be created: it must follow the journal first
+// (and her key's tombstone refuses a new key in any case). No snapshot
+// stored shows her readable, her pseudonym has no key, and the last one
+// includes the erasure.
+func TestInstanceStoppingBehindAnErasureStoresNoReadableSnapshot(t *testing.T) {
+	e := newErasedTenant(t)
+	seq := e.erase(t)
+	if head(t, e.b.r) >= seq {
+		t.Fatal("B followed the erasure unasked")
+	}
+	e.b.r.Close()
+	(&heldSnapshot{st: e.st, codec: e.a.codec}).assertB1NeverReadable(t)
+	e.assertNoKey(t)
+	e.st.mu.Lock()
+	var last uint64
+	if n := len(e.st.saved); n > 0 {
+		last = e.st.saved[n-1].Seq
+	}
+	e.st.mu.Unlock()
+	if last != seq {
+		t.Errorf("B's last snapshot is at seq %d, want %d (after following the erasure)", last, seq)
+	}
+}
+
+// TestLaggingWriteDoesNotRekeyAnErasedCustomer: instance B, behind Alice's
+// erasure through A, reschedules her booking. Sealing it would need a key
+// for her erased pseudonym: the tombstone refuses one, B reads the journal
+// and decides again, and the reschedule is stored with her erased. Her
+// pseudonym never gets a key back.
+func TestLaggingWriteDoesNotRekeyAnErasedCustomer(t *testing.T) {
+	e := newErasedTenant(t)
+	if seq := e.erase(t); head(t, e.b.r) >= seq {
+		t.Fatal("B followed the erasure unasked")
+	}
+	rep := mustDo(t, e.b.r, "acme", engine.Reschedule{BookingID: "b1", Start: at(1, 14)})
+	if c := rep.Booking.Customer; !c.Erased || c.Name != "" || !rep.Booking.Start.Equal(at(1, 14)) {
+		t.Errorf("B's reschedule = %+v, want b1 at 14:00 with its customer erased", rep.Booking)
+	}
+	e.assertNoKey(t)
+	caughtUp(t, e.a.r, rep.Seq)
+	e.before[slices.IndexFunc(e.before, func(b engine.Booking) bool { return b.ID == "b1" })] = *rep.Booking
+	e.assertErased(t, "instance A", e.a)
+	e.assertErased(t, "instance B", e.b)
 }
 
 // TestLaggingInstanceBooksTheErasedEmailAfresh: after Alice's erasure
@@ -301,13 +389,13 @@ func TestSnapshotAfterAnotherInstancesErasureKeepsItErased(t *testing.T) {
 // TestLaggingInstancesSnapshotCopyIsDroppedAfterAnotherInstancesErasure:
 // instance B copies its state for a snapshot (Alice in the clear); before
 // the copy is sealed, instance A erases her. B has not followed: it
-// reschedules her booking, and its commit seals the booking, creating a
-// key for her pseudonym, before its append loses to A's erasure and B
-// reloads. The copy can now be sealed under that key, readable; B must
-// drop it (the reload counts as an erasure since the copy). Then a fresh
-// instance C loads the tenant: Alice is not readable, the history stays.
-// (Were no key created, the sealing would fail with ErrSnapshotInActor
-// and B would follow the journal before snapshotting itself.)
+// reschedules her booking; sealing it meets her key's tombstone, so B
+// reads the journal and decides again (the reschedule answers her erased).
+// Her pseudonym then gets a key by some other path (rekey: nothing in
+// slotd can make one since the tombstone), so the copy could be sealed
+// under it, readable: B must drop it, since the reload counts as an
+// erasure since the copy. Then a fresh instance C loads the tenant: Alice
+// is not readable, the history stays.
 func TestLaggingInstancesSnapshotCopyIsDroppedAfterAnotherInstancesErasure(t *testing.T) {
 	h := holdSnapshot(t) // instance B is h.r
 	log, _ := mustAudit(t)
@@ -324,6 +412,7 @@ func TestLaggingInstancesSnapshotCopyIsDroppedAfterAnotherInstancesErasure(t *te
 	if c := rep.Booking.Customer; !c.Erased || c.Name != "" {
 		t.Errorf("B's reschedule answered customer %+v, want erased", c)
 	}
+	h.rekey(t)
 	h.release(t)
 	h.assertB1NeverReadable(t)
 	e := &erasedTenant{st: h.st, subject: h.subject, before: before}

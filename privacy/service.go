@@ -20,6 +20,9 @@ import (
 type Tenants interface {
 	Do(ctx context.Context, tenant string, cmd engine.Command) (actors.Reply, error)
 	Read(ctx context.Context, tenant string, fn func(st *engine.State, seq uint64) error) error
+	// ReadLatest is Read after catching up with every other instance's
+	// writes (an erasure among them).
+	ReadLatest(ctx context.Context, tenant string, fn func(st *engine.State, seq uint64) error) error
 }
 
 // AuditLog is the tenant's tamper-evident security log (*audit.Log).
@@ -111,7 +114,7 @@ func (s *Service) Erase(ctx context.Context, tenant, email, actor string) (Recei
 		subjects = append(subjects, indexed)
 	}
 	var legacy []string
-	err = s.cfg.Tenants.Read(ctx, tenant, func(st *engine.State, _ uint64) error {
+	err = s.cfg.Tenants.ReadLatest(ctx, tenant, func(st *engine.State, _ uint64) error {
 		for _, b := range st.Bookings(time.Time{}, time.Time{}) {
 			if b.Customer.Erased || NormalizeEmail(b.Customer.Email) != email {
 				continue

@@ -9,10 +9,12 @@ import (
 )
 
 // A KeyStore keeps data subjects' keys, each wrapped (sealed) by the master keyring, by tenant
-// and subject. It stands in for a table of the persistence layer. It must be a store that can
-// truly delete: Delete is what erases a subject's data everywhere, so wrapped keys belong in a
+// and subject. It stands in for a table of the persistence layer. It must be a store whose
+// overwritten and deleted values are truly gone: Forget overwrites a subject's key with a
+// tombstone, and that is what erases the subject's data everywhere, so wrapped keys belong in a
 // table whose rows are not kept in the event journal, and whose backups expire within the
-// erasure deadline (for example 30 days).
+// erasure deadline (for example 30 days). A tombstone holds no key and nothing personal; it
+// stays, so that no key can ever be made for the subject again.
 //
 // Implementations must be safe for concurrent use.
 type KeyStore interface {
@@ -32,9 +34,13 @@ type KeyStore interface {
 
 // SubjectKeys encrypts a data subject's personal data (an end customer's name, email, phone,
 // notes) under a random 32-byte key of that subject's own, wrapped by the master keyring and
-// kept in a KeyStore. Forget deletes the key: from then on every ciphertext for the subject,
-// in the journal, in snapshots, in backups, cannot be opened by anyone, master keys or not.
-// This is GDPR Art. 17 erasure for data that cannot be rewritten (crypto-shredding).
+// kept in a KeyStore. Forget replaces the key with a tombstone: from then on every ciphertext
+// for the subject, in the journal, in snapshots, in backups, cannot be opened by anyone, master
+// keys or not, and nothing can be sealed for the subject again. This is GDPR Art. 17 erasure
+// for data that cannot be rewritten (crypto-shredding). The tombstone is what makes it final
+// with several writers: an instance whose state still holds the subject in the clear (it has
+// not read the erasure yet) cannot seal that copy under a new key, so the erased data cannot
+// come back readable; a customer who returns is given a new subject (package privacy does).
 //
 // It is safe for concurrent use. It caches no unwrapped key, so Forget takes effect at once.
 type SubjectKeys struct {
@@ -49,14 +55,28 @@ func NewSubjectKeys(ring *Keyring, store KeyStore) *SubjectKeys {
 
 // Create gives a subject that has no key yet one of its own, without first reading the store:
 // for a pseudonym just minted, which cannot have a key. If a key is stored already, it is kept
-// (KeyStore.Put is create-only), so Create is safe to call for any subject.
+// (KeyStore.Put is create-only), so Create is safe to call for any subject; for a forgotten
+// subject it fails with ErrShredded.
 func (s *SubjectKeys) Create(ctx context.Context, tenant, subject string) error {
 	if err := checkIDs(tenant, subject, "create"); err != nil {
 		return err
 	}
-	_, err := s.newKey(ctx, tenant, subject)
+	stored, err := s.newKey(ctx, tenant, subject)
+	if err == nil && isTombstone(stored) {
+		err = ErrShredded
+	}
 	return err
 }
+
+// tombstone is what a KeyStore holds for a forgotten subject in place of a wrapped key (which
+// is never this short). See SubjectKeys.
+var tombstone = []byte("forgotten")
+
+func isTombstone(stored []byte) bool { return bytes.Equal(stored, tombstone) }
+
+// IsTombstone reports whether a value a KeyStore holds is a forgotten subject's tombstone
+// rather than a wrapped key, for code that reads a KeyStore's records itself.
+func IsTombstone(stored []byte) bool { return isTombstone(stored) }
 
 // NewWrapped generates a key for (tenant, subject) and returns it wrapped, as the KeyStore
 // keeps it, without storing it: for a caller that stores it together with other records
@@ -88,17 +108,16 @@ func (s *SubjectKeys) newKey(ctx context.Context, tenant, subject string) ([]byt
 }
 
 // SealFor encrypts plaintext for the record recordID about subject of tenant, creating the
-// subject's key if it has none yet (also after Forget: a returning customer gets a new key,
-// and what was erased stays erased).
+// subject's key if it has none yet. For a forgotten subject it fails with ErrShredded, creating
+// nothing: what was erased stays erased, even when the caller's copy of it is stale.
 func (s *SubjectKeys) SealFor(ctx context.Context, tenant, subject, recordID string, plaintext []byte) ([]byte, error) {
 	return s.sealFor(ctx, tenant, subject, recordID, plaintext, true)
 }
 
 // SealForExisting is SealFor for a subject that must have a key already: it
-// fails with ErrShredded, creating nothing, when the subject has none (was
-// forgotten). For copies of data sealed before, such as a snapshot of
-// bookings already in the journal: a missing key then means an erasure,
-// and a new one would bring the erased data back.
+// fails with ErrShredded, creating nothing, when the subject has none (never
+// had one, or was forgotten). For copies of data sealed before, such as a
+// snapshot of bookings already in the journal.
 func (s *SubjectKeys) SealForExisting(ctx context.Context, tenant, subject, recordID string, plaintext []byte) ([]byte, error) {
 	return s.sealFor(ctx, tenant, subject, recordID, plaintext, false)
 }
@@ -159,23 +178,53 @@ func (s *SubjectKeys) OpenFor(ctx context.Context, tenant, subject, recordID str
 	return pt, nil
 }
 
-// Forget deletes the subject's key, making every ciphertext sealed for them unreadable.
+// Forget replaces the subject's key with a tombstone, making every ciphertext sealed for them
+// unreadable and any later seal for them fail. Forgetting a subject that has no key (yet)
+// leaves the tombstone all the same; forgetting one twice is no error.
 func (s *SubjectKeys) Forget(ctx context.Context, tenant, subject string) error {
 	if err := checkIDs(tenant, subject); err != nil {
 		return err
 	}
-	if err := s.store.Delete(ctx, tenant, subject); err != nil {
-		return fmt.Errorf("secrets: forget subject key: %w", err)
+	// Each round either finds the tombstone or puts it, unless the key is created or replaced
+	// concurrently (a first seal, a rotation), which the next round sees.
+	for range forgetRounds {
+		w, ok, err := s.store.Get(ctx, tenant, subject)
+		if err != nil {
+			return fmt.Errorf("secrets: forget subject key: %w", err)
+		}
+		switch {
+		case ok && isTombstone(w):
+			return nil
+		case !ok:
+			stored, err := s.store.Put(ctx, tenant, subject, tombstone)
+			if err != nil {
+				return fmt.Errorf("secrets: forget subject key: %w", err)
+			}
+			if isTombstone(stored) {
+				return nil
+			}
+		default:
+			done, err := s.store.Replace(ctx, tenant, subject, w, tombstone)
+			if err != nil {
+				return fmt.Errorf("secrets: forget subject key: %w", err)
+			}
+			if done {
+				return nil
+			}
+		}
 	}
-	return nil
+	return fmt.Errorf("secrets: forget subject key: the key changed %d times while it was being forgotten; try again", forgetRounds)
 }
+
+// forgetRounds bounds Forget's attempts against concurrent writes of the same key.
+const forgetRounds = 8
 
 // Rewrap re-wraps the subject's key under the active master key if it is wrapped under another
 // one, and reports whether it did. `slotd keys rotate` runs it for every subject before the old
 // master key is removed. A concurrent Forget wins: a deleted key is never written back.
 func (s *SubjectKeys) Rewrap(ctx context.Context, tenant, subject string) (bool, error) {
 	wrapped, ok, err := s.store.Get(ctx, tenant, subject)
-	if err != nil || !ok {
+	if err != nil || !ok || isTombstone(wrapped) {
 		return false, err
 	}
 	if rotate, err := s.ring.NeedsRotation(wrapped); err != nil || !rotate {
@@ -205,6 +254,9 @@ func (s *SubjectKeys) key(ctx context.Context, tenant, subject string, create bo
 		if wrapped, err = s.newKey(ctx, tenant, subject); err != nil {
 			return nil, nil, err
 		}
+	}
+	if isTombstone(wrapped) {
+		return nil, nil, ErrShredded
 	}
 	pt, err := s.ring.open(infoSubjectKey, wrapped, tenant, subject)
 	if err != nil {
@@ -267,9 +319,15 @@ func (m *MemoryKeyStore) Delete(_ context.Context, tenant, subject string) error
 	return nil
 }
 
-// Len returns the number of stored keys.
+// Len returns the number of keys stored, tombstones of forgotten subjects not counted.
 func (m *MemoryKeyStore) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.keys)
+	n := 0
+	for _, w := range m.keys {
+		if !isTombstone(w) {
+			n++
+		}
+	}
+	return n
 }

@@ -99,12 +99,15 @@ func TestForgetShredsEveryCopy(t *testing.T) {
 			t.Fatalf("OpenFor(%s) after Forget = %q, %v, want ErrShredded", f, got, err)
 		}
 	}
-	// Nothing in the store mentions the subject any more, and no stored bytes contain the
+	// The store holds only a tombstone for the subject, and no stored bytes contain the
 	// plaintext or unwrap to a key that opens the old ciphertexts.
 	store.mu.Lock()
 	for k, w := range store.keys {
 		if k[1] == "customer-1" {
-			t.Fatalf("store still holds a key for customer-1")
+			if !isTombstone(w) {
+				t.Fatalf("store still holds a key for customer-1")
+			}
+			continue
 		}
 		pt, err := ring.open(infoSubjectKey, w, k[0], k[1])
 		if err != nil {
@@ -118,16 +121,13 @@ func TestForgetShredsEveryCopy(t *testing.T) {
 	}
 	store.mu.Unlock()
 
-	// The customer comes back: a new key, new data readable, old data still erased.
-	nb, err := sk.SealFor(ctx, "tenant-a", "customer-1", "customer-1/name", []byte("Ada King"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := sk.OpenFor(ctx, "tenant-a", "customer-1", "customer-1/name", nb); err != nil || string(got) != "Ada King" {
-		t.Fatalf("OpenFor(new) = %q, %v", got, err)
+	// Sealing for the subject again, as a writer holding a stale copy of their data would,
+	// fails and makes no key: the old data stays erased (a returning customer is a new subject).
+	if nb, err := sk.SealFor(ctx, "tenant-a", "customer-1", "customer-1/name", []byte("Ada King")); !errors.Is(err, ErrShredded) || nb != nil {
+		t.Fatalf("SealFor after Forget = %x, %v, want ErrShredded", nb, err)
 	}
 	if _, err := sk.OpenFor(ctx, "tenant-a", "customer-1", "customer-1/name", journal["name"]); !errors.Is(err, ErrShredded) {
-		t.Fatalf("OpenFor(old) after a new key = %v, want ErrShredded", err)
+		t.Fatalf("OpenFor(old) after a SealFor = %v, want ErrShredded", err)
 	}
 	if got, err := sk.OpenFor(ctx, "tenant-a", "customer-2", "customer-2/name", other); err != nil || string(got) != "Grace Hopper" {
 		t.Fatalf("OpenFor(other subject) = %q, %v", got, err)
@@ -271,12 +271,12 @@ func TestCreateIsCreateOnly(t *testing.T) {
 	if store.Len() != 1 {
 		t.Fatalf("store holds %d keys, want 1", store.Len())
 	}
-	// After Forget, Create makes a new key; what was sealed stays shredded.
+	// After Forget, Create makes no key; what was sealed stays shredded.
 	if err := sk.Forget(ctx, "tenant-a", "fresh"); err != nil {
 		t.Fatal(err)
 	}
-	if err := sk.Create(ctx, "tenant-a", "fresh"); err != nil {
-		t.Fatal(err)
+	if err := sk.Create(ctx, "tenant-a", "fresh"); !errors.Is(err, ErrShredded) {
+		t.Fatalf("Create after Forget = %v, want ErrShredded", err)
 	}
 	if _, err := sk.OpenFor(ctx, "tenant-a", "fresh", "r1", blob); err == nil {
 		t.Fatal("OpenFor of a forgotten subject's blob succeeded after Create")
@@ -350,5 +350,90 @@ func TestSealForExistingNeverCreates(t *testing.T) {
 	}
 	if _, err := sk.OpenFor(ctx, "acme", "s-1", "r1", blob); !errors.Is(err, ErrShredded) {
 		t.Fatalf("OpenFor after Forget = %v, want ErrShredded", err)
+	}
+}
+
+// TestForgottenSubjectNeverGetsAKeyAgain: Forget leaves a tombstone that no
+// seal, Create, Rewrap or second Forget turns back into a key, also for a
+// subject that had no key yet (a customer of a journal older than keys).
+func TestForgottenSubjectNeverGetsAKeyAgain(t *testing.T) {
+	ctx := context.Background()
+	old := Key{ID: "old", Secret: randomKey(t)}
+	r1, _ := NewKeyring(old)
+	r2, _ := NewKeyring(Key{ID: "new", Secret: randomKey(t)}, old)
+	store := NewMemoryKeyStore()
+	sk := NewSubjectKeys(r1, store)
+	if _, err := sk.SealFor(ctx, "t", "had-key", "r", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{"had-key", "never-had-key"} {
+		for range 2 {
+			if err := sk.Forget(ctx, "t", subject); err != nil {
+				t.Fatalf("Forget(%s) = %v", subject, err)
+			}
+		}
+		if _, err := sk.SealFor(ctx, "t", subject, "r2", []byte("y")); !errors.Is(err, ErrShredded) {
+			t.Errorf("SealFor(%s) after Forget = %v, want ErrShredded", subject, err)
+		}
+		if _, err := sk.SealForExisting(ctx, "t", subject, "r2", []byte("y")); !errors.Is(err, ErrShredded) {
+			t.Errorf("SealForExisting(%s) after Forget = %v, want ErrShredded", subject, err)
+		}
+		if err := sk.Create(ctx, "t", subject); !errors.Is(err, ErrShredded) {
+			t.Errorf("Create(%s) after Forget = %v, want ErrShredded", subject, err)
+		}
+		if done, err := NewSubjectKeys(r2, store).Rewrap(ctx, "t", subject); done || err != nil {
+			t.Errorf("Rewrap(%s) after Forget = %v, %v, want false, nil", subject, done, err)
+		}
+		if w, ok, _ := store.Get(ctx, "t", subject); !ok || !isTombstone(w) {
+			t.Errorf("store holds %q for %s after Forget, want the tombstone", w, subject)
+		}
+	}
+	if store.Len() != 0 {
+		t.Errorf("store.Len() = %d keys after forgetting both subjects, want 0", store.Len())
+	}
+}
+
+// TestForgetRacingFirstSeals: seals for a new subject racing its Forget
+// either finish before it (and their ciphertexts no longer open) or fail;
+// afterwards the subject has the tombstone and nothing opens.
+func TestForgetRacingFirstSeals(t *testing.T) {
+	ctx := context.Background()
+	for round := range 20 {
+		store := NewMemoryKeyStore()
+		sk := NewSubjectKeys(MustKeyring(t, "k1"), store)
+		subject := fmt.Sprint("s", round)
+		const n = 8
+		blobs := make([][]byte, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b, err := sk.SealFor(ctx, "t", subject, fmt.Sprint("r", i), []byte("personal"))
+				if err != nil && !errors.Is(err, ErrShredded) {
+					t.Error(err)
+				}
+				blobs[i] = b
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sk.Forget(ctx, "t", subject); err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		for i, b := range blobs {
+			if b == nil {
+				continue
+			}
+			if pt, err := sk.OpenFor(ctx, "t", subject, fmt.Sprint("r", i), b); !errors.Is(err, ErrShredded) {
+				t.Fatalf("round %d: OpenFor(blob %d) after Forget = %q, %v, want ErrShredded", round, i, pt, err)
+			}
+		}
+		if w, ok, _ := store.Get(ctx, "t", subject); !ok || !isTombstone(w) {
+			t.Fatalf("round %d: store holds %q after Forget, want the tombstone", round, w)
+		}
 	}
 }
