@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/slotd/slotd/engine"
+	"github.com/slotd/slotd/internal/zonecache"
 )
 
 // Reproduce with
@@ -216,4 +218,43 @@ func stateMemory(b *testing.B, nres, nbook int) (bytesPer, objectsPer float64) {
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(s)
 	return float64(after.HeapAlloc-before.HeapAlloc) / float64(nbook), float64(after.HeapObjects-before.HeapObjects) / float64(nbook)
+}
+
+// BenchmarkTenantMemory reports what a configured tenant holds in memory
+// before its first booking: 2,000 tenants, each configured from JSON as
+// the API receives it (a salon in Rome: two staff with weekday hours, a
+// room open round the clock, two services), with zones loaded through
+// slotd's process-wide cache, measured after a collection like
+// BenchmarkStateMemory.
+func BenchmarkTenantMemory(b *testing.B) {
+	const tenants = 2000
+	doc := []byte(`{"name":"Salon","time_zone":"Europe/Rome","resources":[` +
+		`{"id":"r0","name":"Anna","kind":"staff","time_zone":"Europe/Rome","capacity":1,"weekly":{"mon":[{"start":"09:00","end":"13:00"},{"start":"14:00","end":"18:00"}],"tue":[{"start":"09:00","end":"13:00"},{"start":"14:00","end":"18:00"}],"wed":[{"start":"09:00","end":"13:00"},{"start":"14:00","end":"18:00"}],"thu":[{"start":"09:00","end":"13:00"},{"start":"14:00","end":"18:00"}],"fri":[{"start":"09:00","end":"13:00"},{"start":"14:00","end":"18:00"}],"sat":[{"start":"09:00","end":"12:00"}]}},` +
+		`{"id":"r1","name":"Ben","kind":"staff","time_zone":"Europe/Rome","capacity":1,"weekly":{"mon":[{"start":"10:00","end":"19:00"}],"tue":[{"start":"10:00","end":"19:00"}],"wed":[{"start":"10:00","end":"19:00"}],"thu":[{"start":"10:00","end":"19:00"}],"fri":[{"start":"10:00","end":"19:00"}]}},` +
+		`{"id":"room","name":"Room","kind":"room","time_zone":"Europe/Rome","capacity":4,"weekly":{"mon":[{"start":"00:00","end":"24:00"}],"tue":[{"start":"00:00","end":"24:00"}],"wed":[{"start":"00:00","end":"24:00"}],"thu":[{"start":"00:00","end":"24:00"}],"fri":[{"start":"00:00","end":"24:00"}],"sat":[{"start":"00:00","end":"24:00"}],"sun":[{"start":"00:00","end":"24:00"}]}}],` +
+		`"services":[{"id":"cut","name":"Cut","duration_min":30,"step_min":15,"resources":["r0","r1"]},{"id":"class","name":"Class","duration_min":60,"resources":["room"]}]}`)
+	engine.ZoneSource = zonecache.Load // as slotd does
+	defer func() { engine.ZoneSource = time.LoadLocation }()
+	var bytes, objects float64
+	for b.Loop() {
+		states := make([]*engine.State, tenants)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range states {
+			var cfg engine.TenantConfig
+			if err := json.Unmarshal(doc, &cfg); err != nil {
+				b.Fatal(err)
+			}
+			states[i] = engine.NewState(fmt.Sprintf("tenant-%d", i))
+			MustApply(b, states[i], engine.Configure{Config: cfg}, benchMonday)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(states)
+		bytes = float64(after.HeapAlloc-before.HeapAlloc) / tenants
+		objects = float64(after.HeapObjects-before.HeapObjects) / tenants
+	}
+	b.ReportMetric(bytes, "B/tenant")
+	b.ReportMetric(objects, "objects/tenant")
 }

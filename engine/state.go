@@ -14,36 +14,15 @@ type State struct {
 	cfg      *compiled // nil until configured
 	bookings map[string]*Booking
 	holds    map[string]*Hold
-	idem     map[string]idemEntry      // idempotency records, compact (idem.go)
-	idemOdd  map[string]IdemRecord     // records without that shape, as they came
-	erased   map[string]bool           // data subjects erased (EraseSubject)
-	zones    map[string]*time.Location // viewer zones seen in queries; a cache
+	idem     map[string]idemEntry  // idempotency records, compact (idem.go)
+	idemOdd  map[string]IdemRecord // records without that shape, as they came
+	erased   map[string]bool       // data subjects erased (EraseSubject)
 
 	// What evolve changed since TakeChanges (changes.go). A new state
 	// starts with everything changed, which also keeps a replay from
 	// tracking blocks nobody takes.
 	changedAll bool
 	changed    []resourceBlock
-}
-
-// maxZoneCache bounds State.zones.
-const maxZoneCache = 64
-
-// zone loads a viewer's zone, caching it: zone files are parsed once per
-// tenant, not on every availability refresh.
-func (s *State) zone(name string) (*time.Location, *Error) {
-	if loc, ok := s.zones[name]; ok {
-		return loc, nil
-	}
-	loc, err := LoadZone(name)
-	if err != nil {
-		return nil, err
-	}
-	if s.zones == nil || len(s.zones) >= maxZoneCache {
-		s.zones = map[string]*time.Location{}
-	}
-	s.zones[name] = loc
-	return loc, nil
 }
 
 // NewState returns the empty state of a tenant.
@@ -280,7 +259,7 @@ func (s *State) evolve(e Event) error {
 		if len(e.Busy.Blocks) == 0 {
 			delete(r.busy, e.Busy.Source)
 		} else {
-			r.busy[e.Busy.Source] = append([]Interval(nil), e.Busy.Blocks...)
+			r.setBusy(e.Busy.Source, append([]Interval(nil), e.Busy.Blocks...))
 		}
 	default:
 		return fmt.Errorf("unknown event type %q", e.Type)
@@ -527,7 +506,7 @@ func RestoreStateWith(tenant string, data []byte, open CustomerFunc) (*State, er
 	}
 	for _, b := range snap.Busy {
 		if r := s.resource(b.ResourceID); r != nil {
-			r.busy[b.Source] = b.Blocks
+			r.setBusy(b.Source, b.Blocks)
 		}
 	}
 	for _, rec := range snap.Idem {

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -105,7 +107,15 @@ type resource struct {
 	weekly    [7][]minRange
 	overrides map[Date][]minRange
 	occ       occupancy
-	busy      map[string][]Interval // source → sorted, merged blocks
+	busy      map[string][]Interval // source → sorted, merged blocks; nil until the first
+}
+
+// setBusy sets the blocks imported from source.
+func (r *resource) setBusy(source string, blocks []Interval) {
+	if r.busy == nil {
+		r.busy = map[string][]Interval{}
+	}
+	r.busy[source] = blocks
 }
 
 type service struct {
@@ -119,6 +129,27 @@ type service struct {
 func (svc *service) delivers(r string) bool {
 	i := sort.SearchStrings(svc.resources, r)
 	return i < len(svc.resources) && svc.resources[i] == r
+}
+
+// clockTexts holds "00:00" to "24:00", one string per minute, shared by
+// every configuration kept in memory (canonicalRanges).
+var clockTexts = func() (t [24*60 + 1]string) {
+	for m := range t {
+		t[m] = fmt.Sprintf("%02d:%02d", m/60, m%60)
+	}
+	return t
+}()
+
+// canonicalRanges returns a copy of rs, already checked by compileRanges,
+// whose times are clockTexts' strings: equal text, no string of its own.
+func canonicalRanges(rs []Range) []Range {
+	out := make([]Range, len(rs))
+	for i, r := range rs {
+		s, _ := parseClock(r.Start)
+		e, _ := parseClock(r.End)
+		out[i] = Range{Start: clockTexts[s], End: clockTexts[e]}
+	}
+	return out
 }
 
 func parseClock(s string) (int, bool) {
@@ -170,18 +201,28 @@ func checkName(what, s string) *Error {
 	return nil
 }
 
-// LoadZone loads an IANA zone, refusing the empty name and "Local" so that
-// results never depend on the machine slotd runs on.
+// LoadZone loads an IANA zone through ZoneSource, refusing the empty name
+// and "Local" so that results never depend on the machine slotd runs on.
 func LoadZone(name string) (*time.Location, *Error) {
 	if name == "" || name == "Local" {
 		return nil, Errorf(CodeInvalid, "time zone %q: give an IANA zone such as Europe/Rome", name)
 	}
-	loc, err := time.LoadLocation(name)
+	loc, err := ZoneSource(name)
 	if err != nil {
 		return nil, Errorf(CodeInvalid, "time zone %q: unknown IANA zone", name)
 	}
 	return loc, nil
 }
+
+// ZoneSource loads the zones LoadZone returns: time.LoadLocation unless the
+// host sets another before using the engine. time.LoadLocation reads and
+// parses the zone's tzdata file on every call, and every resource of every
+// tenant names a zone: slotd sets a process-wide cache here
+// (internal/zonecache), so that tenants share one *time.Location per zone
+// (immutable and safe for concurrent use) instead of several KB each. The
+// engine keeps none itself: it holds no goroutine plumbing. A ZoneSource
+// must be safe for concurrent use and give equal zones for equal names.
+var ZoneSource = time.LoadLocation
 
 func compileResource(r Resource) (*resource, *Error) {
 	if !ValidID(r.ID) {
@@ -200,7 +241,7 @@ func compileResource(r Resource) (*resource, *Error) {
 	if err != nil {
 		return nil, Errorf(CodeInvalid, "resource %s: %s", r.ID, err.Message)
 	}
-	c := &resource{cfg: r, loc: loc, overrides: map[Date][]minRange{}, busy: map[string][]Interval{}}
+	c := &resource{cfg: r, loc: loc}
 	for k := range r.Weekly {
 		found := false
 		for _, w := range weekdayKeys {
@@ -210,13 +251,41 @@ func compileResource(r Resource) (*resource, *Error) {
 			return nil, Errorf(CodeInvalid, "resource %s: weekly key %q is not one of mon,tue,wed,thu,fri,sat,sun", r.ID, k)
 		}
 	}
-	for i, k := range weekdayKeys {
-		rs, err := compileRanges("resource "+r.ID+" "+k, r.Weekly[k])
-		if err != nil {
-			return nil, err
-		}
-		c.weekly[i] = rs
+	// Days with the same hours share one slice, in the compiled form and
+	// in the configuration kept (canonicalWeek): most weeks repeat a day
+	// or two, and every tenant's resources are held in memory.
+	type day struct {
+		raw []Range
+		min []minRange
 	}
+	var seen []day
+	var week map[string][]Range
+	if r.Weekly != nil {
+		week = make(map[string][]Range, len(r.Weekly))
+	}
+	for i, k := range weekdayKeys {
+		raw, present := r.Weekly[k]
+		j := slices.IndexFunc(seen, func(d day) bool { return slices.Equal(d.raw, raw) })
+		if j < 0 || len(raw) == 0 {
+			rs, err := compileRanges("resource "+r.ID+" "+k, raw)
+			if err != nil {
+				return nil, err
+			}
+			if len(raw) > 0 {
+				raw = canonicalRanges(raw)
+			}
+			seen = append(seen, day{raw, rs})
+			j = len(seen) - 1
+		}
+		c.weekly[i] = seen[j].min
+		if present {
+			if len(raw) > 0 {
+				raw = seen[j].raw
+			}
+			week[k] = raw
+		}
+	}
+	c.cfg.Weekly = week
 	if len(r.Overrides) > MaxOverrides {
 		return nil, Errorf(CodeInvalid, "resource %s: at most %d overrides", r.ID, MaxOverrides)
 	}
@@ -228,6 +297,9 @@ func compileResource(r Resource) (*resource, *Error) {
 		mr, err := compileRanges("resource "+r.ID+" "+ds, rs)
 		if err != nil {
 			return nil, err
+		}
+		if c.overrides == nil {
+			c.overrides = map[Date][]minRange{}
 		}
 		c.overrides[d] = mr
 	}

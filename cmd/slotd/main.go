@@ -16,7 +16,13 @@ import (
 	"os"
 	"strings"
 	_ "time/tzdata" // zones work on machines without zoneinfo
+
+	"github.com/slotd/slotd/engine"
+	"github.com/slotd/slotd/internal/zonecache"
 )
+
+// Every tenant and resource names a zone: load each once per process.
+func init() { engine.ZoneSource = zonecache.Load }
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
