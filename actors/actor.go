@@ -389,8 +389,8 @@ func (a *actor) catchUp() error {
 	return err
 }
 
-// journalReadError is follow failing to read the journal: worth a retry,
-// not a restart.
+// journalReadError is follow failing to read or decode the journal before
+// applying any of it: worth a retry, not a restart.
 type journalReadError struct{ err error }
 
 func (e *journalReadError) Error() string { return "read the journal tail: " + e.err.Error() }
@@ -412,7 +412,10 @@ func (a *actor) follow() error {
 		decoded, err := a.decode(ctx, entries)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("follow tenant %s: %w", a.tenant, err)
+			// Nothing of the page is applied yet: the state is still
+			// the journal up to a.seq. A codec's decoding reads keys,
+			// so this is often a store hiccup too.
+			return &journalReadError{err}
 		}
 		events := make([]engine.Event, 0, len(entries))
 		for i, e := range entries {
@@ -454,6 +457,7 @@ func (a *actor) batch(first *message) error {
 		msgs = append(msgs, x)
 	}
 	a.inflight = msgs
+	followed := false // every message here was sent before the batch began: one follow serves them all
 	for _, x := range msgs {
 		if x.kind == kindCmd {
 			a.apply(x)
@@ -462,7 +466,7 @@ func (a *actor) batch(first *message) error {
 		if err := a.commit(); err != nil {
 			return err
 		}
-		if err := a.other(x); err != nil {
+		if err := a.other(x, &followed); err != nil {
 			return err
 		}
 	}
@@ -517,17 +521,33 @@ func (a *actor) commit() error {
 	if len(a.pending) == 0 {
 		return nil
 	}
+	var refused map[*message]bool // commands whose events cannot be stored
 	for attempt := 0; ; attempt++ {
 		err := a.append()
 		if err == nil {
 			break
 		}
-		conflict := errors.Is(err, persistence.ErrConflict) || errors.Is(err, ErrBehindJournal)
-		if conflict {
+		behind := errors.Is(err, ErrBehindJournal)
+		conflict := errors.Is(err, persistence.ErrConflict) || behind
+		switch {
+		case behind:
+			a.reg.cfg.Metrics.Conflicts.Inc()
+			a.reg.cfg.Logger.Info("an event cannot be encoded on this state (another writer changed what it depends on); reading the journal", "tenant", a.tenant, "seq", a.seq, "attempt", attempt, "err", err)
+		case conflict:
 			a.reg.cfg.Metrics.Conflicts.Inc()
 			a.reg.cfg.Logger.Info("journal append conflict: another writer appended first; catching up", "tenant", a.tenant, "seq", a.seq, "attempt", attempt)
-		} else {
+		default:
 			a.reg.cfg.Logger.Warn("journal append failed", "tenant", a.tenant, "err", err, "attempt", attempt)
+		}
+		if behind && attempt > 0 {
+			// Reading the journal did not help: that command's events
+			// cannot be stored. It alone is refused; the rest go on.
+			if x := a.commandOfEvent(err); x != nil {
+				if refused == nil {
+					refused = map[*message]bool{}
+				}
+				refused[x] = true
+			}
 		}
 		cmds := a.pending
 		a.pending, a.uncommitted = nil, nil
@@ -550,6 +570,11 @@ func (a *actor) commit() error {
 			return nil
 		}
 		for _, x := range cmds {
+			if refused[x] {
+				x.res, x.err = engine.Result{}, errUnstorable
+				a.pending = append(a.pending, x)
+				continue
+			}
 			a.apply(x)
 		}
 	}
@@ -566,6 +591,33 @@ func (a *actor) commit() error {
 	if len(events) > 0 {
 		a.publish(events)
 		a.maybeSnapshot()
+	}
+	return nil
+}
+
+// errUnstorable answers a command whose events the codec refused twice as
+// behind the journal (ErrBehindJournal), with the journal read in between:
+// with the privacy codec, a change carrying the personal data of a
+// customer whose key was forgotten while the journal shows no erasure
+// (after a journal restored from before the erasure, say).
+var errUnstorable = engine.Errorf(engine.CodeConflict, "this change cannot be stored: it carries the personal data of a customer whose records were erased, which the tenant's journal does not show; erase the customer again, then retry")
+
+// commandOfEvent returns the pending command whose event err (an
+// EventError) is about, or nil.
+func (a *actor) commandOfEvent(err error) *message {
+	var ee *EventError
+	if !errors.As(err, &ee) {
+		return nil
+	}
+	i := ee.Index
+	for _, x := range a.pending {
+		if x.err != nil {
+			continue
+		}
+		if i < len(x.res.Events) {
+			return x
+		}
+		i -= len(x.res.Events)
 	}
 	return nil
 }
@@ -644,13 +696,15 @@ func (a *actor) count(cmd engine.Command, err error) {
 	a.reg.cfg.Metrics.Commands.WithLabelValues(engine.CommandName(cmd), result).Inc()
 }
 
-// other handles a read or a subscription against committed state. An
-// error is the actor's, as from catchUp.
-func (a *actor) other(x *message) error {
+// other handles a read or a subscription against committed state. A
+// latest read follows the journal first, unless this batch has (followed).
+// An error is the actor's, as from catchUp.
+func (a *actor) other(x *message, followed *bool) error {
 	switch x.kind {
 	case kindRead:
-		if x.latest {
+		if x.latest && !*followed {
 			err := a.follow()
+			*followed = err == nil
 			if re := (*journalReadError)(nil); errors.As(err, &re) {
 				a.reg.cfg.Logger.Warn("reading the journal tail before a read failed", "tenant", a.tenant, "after", a.seq, "err", re.err)
 				x.answer(reply{err: engine.Errorf(engine.CodeUnavailable, "tenant %s: could not read its latest changes; retry", a.tenant), seq: a.seq})
@@ -880,14 +934,20 @@ func (a *actor) lastSnapshot() {
 	if a.state == nil {
 		return
 	}
-	a.snapping = true // keep follow's maybeSnapshot from starting one
-	err := a.follow()
-	a.snapping = false
-	if err != nil {
+	if err := a.followBeforeSnapshot(); err != nil {
 		a.reg.cfg.Logger.Warn("last snapshot not taken: could not follow the journal first", "tenant", a.tenant, "err", err)
 		return
 	}
 	a.snapshot()
+}
+
+// followBeforeSnapshot follows the journal to its end, keeping follow's
+// maybeSnapshot from starting a snapshot meanwhile (no snapshot is in
+// flight when it is called), also if follow panics.
+func (a *actor) followBeforeSnapshot() error {
+	a.snapping = true
+	defer func() { a.snapping = false }()
+	return a.follow()
 }
 
 // snapDone is how a snapshot ended.
@@ -975,10 +1035,7 @@ func (a *actor) finishSnapshot(d snapDone, fallback bool) {
 		// journal before its key was forgotten: the actor follows the
 		// journal to its end before it seals, creating keys, itself. If
 		// it cannot, no snapshot: the next commit makes one due again.
-		a.snapping = true // keep follow's maybeSnapshot from starting one
-		err := a.follow()
-		a.snapping = false
-		if err != nil {
+		if err := a.followBeforeSnapshot(); err != nil {
 			a.reg.cfg.Logger.Warn("snapshot not taken: could not follow the journal first", "tenant", a.tenant, "err", err)
 			return
 		}

@@ -54,8 +54,19 @@ var ErrSnapshotInActor = errors.New("snapshot must be taken in the actor")
 // behind the journal: another writer changed something they depend on,
 // such as a customer it erased, whose key it forgot. The actor reads the
 // journal to its end and decides the pending commands again, as when
-// another writer appended first.
+// another writer appended first. If that does not help and the error is
+// an EventError, the command of that event alone is refused (conflict).
 var ErrBehindJournal = errors.New("the state is behind the journal")
+
+// An EventError is a Codec's EncodeEvents failing on one event: Index is
+// its position in the events it was given.
+type EventError struct {
+	Index int
+	Err   error
+}
+
+func (e *EventError) Error() string { return fmt.Sprintf("event %d: %v", e.Index, e.Err) }
+func (e *EventError) Unwrap() error { return e.Err }
 
 // A CommandPreparer is a Codec that must see every command before it is
 // applied: Registry.Do hands it the command on the caller's goroutine

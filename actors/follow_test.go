@@ -443,3 +443,47 @@ func TestFollowConverges(t *testing.T) {
 	}
 	t.Logf("journal head %d, %d bookings confirmed", head, len(taken))
 }
+
+// TestReadLatestFollowsOtherWriters: a plain Read on instance B answers
+// from what B has followed; ReadLatest follows the journal first, so it
+// sees a booking just made through A without any notification. A failed
+// decode while following (with a key-reading codec, a store hiccup) makes
+// that read unavailable and leaves the actor, its subscriptions and the
+// next latest read intact.
+func TestReadLatestFollowsOtherWriters(t *testing.T) {
+	st := memstore.New()
+	a := mustRegistry(t, actors.Config{Store: st, Codec: &wrapCodec{}})
+	codecB := &wrapCodec{}
+	b := mustRegistry(t, actors.Config{Store: st, Codec: codecB})
+	mustConfigure(t, a, "salon")
+	confirmed(t, b, "salon")
+	feed := mustFeed(t, b, "salon", 0)
+	latest := func() ([]engine.Booking, uint64, error) {
+		var list []engine.Booking
+		var seq uint64
+		err := b.ReadLatest(context.Background(), "salon", func(st *engine.State, s uint64) error {
+			list, seq = st.Bookings(time.Time{}, time.Time{}), s
+			return nil
+		})
+		return list, seq, err
+	}
+
+	mustDo(t, a, "salon", bookCut("b1", "alice", slotAt(t, "alice", 1, 10)))
+	if got := confirmed(t, b, "salon"); len(got) != 0 {
+		t.Fatalf("a plain Read on B saw %d bookings before B followed the journal; the test needs it behind", len(got))
+	}
+	codecB.failDecode.Store(true)
+	if _, _, err := latest(); codeOf(err) != engine.CodeUnavailable {
+		t.Fatalf("ReadLatest with the journal undecodable = %v, want unavailable", err)
+	}
+	assertOpen(t, feed)
+	codecB.failDecode.Store(false)
+	list, seq, err := latest()
+	if err != nil || len(list) != 1 || list[0].ID != "b1" || seq != 2 {
+		t.Fatalf("ReadLatest = %d bookings at seq %d, %v; want b1 at seq 2", len(list), seq, err)
+	}
+	if u := nextUpdate(t, feed); u == nil || u.Version != 2 {
+		t.Fatalf("B's feed got %+v, want the followed booking at version 2", u)
+	}
+	assertOpen(t, feed)
+}

@@ -389,6 +389,21 @@ func (r *Registry) Do(ctx context.Context, tenant string, cmd engine.Command) (R
 	if err != nil {
 		return Reply{}, err
 	}
+	if rep.err == nil && rep.res.Duplicate && rep.res.Booking != nil {
+		// A repeated request stores nothing, so nothing checked that
+		// this instance's copy of the booking is current: another may
+		// have erased its customer since. Answer with the latest.
+		id := rep.res.Booking.ID
+		err := r.ReadLatest(ctx, tenant, func(st *engine.State, seq uint64) error {
+			if b, ok := st.Booking(id); ok {
+				rep.res.Booking, rep.seq = &b, seq
+			}
+			return nil
+		})
+		if err != nil {
+			return Reply{}, err
+		}
+	}
 	return Reply{Result: rep.res, Seq: rep.seq}, rep.err
 }
 

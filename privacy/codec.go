@@ -99,8 +99,9 @@ func sameStore(a, b any) bool {
 	return ta != nil && ta == tb && ta.Comparable() && a == b
 }
 
-// Forget deletes the subject's key: every ciphertext sealed for them, in
-// journals, snapshots and backups, can never be opened again.
+// Forget replaces the subject's key with a tombstone: every ciphertext
+// sealed for them, in journals, snapshots and backups, can never be opened
+// again, and nothing can be sealed for them any more.
 func (c *Codec) Forget(ctx context.Context, tenant, subject string) error {
 	c.minted.Remove([2]string{tenant, subject})
 	return c.keys.Forget(ctx, tenant, subject)
@@ -161,12 +162,17 @@ func (c *Codec) PrepareCommand(ctx context.Context, tenant string, cmd engine.Co
 	// (after DeferToJournal subjectFor wrote it with the index entry,
 	// and is handed to the actor's seal so that it need not read it back).
 	// A returning customer's key is read by the actor when it seals the
-	// booking, not here as well; in the rare case that it is missing (the
-	// subject was forgotten but not erased, or a crash came between the
-	// index entry and the key on a store without batches) the actor's
-	// seal creates it.
+	// booking, not here as well. If it is missing (a crash came between
+	// the index entry and the key on a store without batches) the actor's
+	// seal creates it; if it was forgotten (an erasure of the customer
+	// racing this booking), the booking cannot be stored under it.
 	if created && c.batch == nil {
-		if err := c.keys.Create(ctx, tenant, subject); err != nil {
+		err := c.keys.Create(ctx, tenant, subject)
+		if errors.Is(err, secrets.ErrShredded) {
+			// Erased between this pseudonym's index entry and its key.
+			return nil, engine.Errorf(engine.CodeConflict, "the customer's records were just erased; retry the booking")
+		}
+		if err != nil {
 			return nil, fmt.Errorf("customer key: %w", err)
 		}
 	}
@@ -279,7 +285,7 @@ func (c *Codec) EncodeEvents(ctx context.Context, tenant string, events []engine
 			if errors.Is(err, secrets.ErrShredded) {
 				// The customer was erased by another writer this state
 				// has not read yet: the actor reads it and decides again.
-				return nil, fmt.Errorf("%w: %w", actors.ErrBehindJournal, err)
+				return nil, &actors.EventError{Index: i, Err: fmt.Errorf("%w: %w", actors.ErrBehindJournal, err)}
 			}
 			if err != nil {
 				return nil, err

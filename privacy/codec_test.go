@@ -41,14 +41,17 @@ func TestKeyStore(t *testing.T) {
 	if _, ok, _ := ks.Get(ctx, "other", "s1"); ok {
 		t.Errorf("another tenant sees acme's key")
 	}
-	if err := ks.Delete(ctx, "acme", "s1"); err != nil {
+	if err := secrets.NewSubjectKeys(mustKeyring(t), ks).Forget(ctx, "acme", "s1"); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := ks.Replace(ctx, "acme", "s1", []byte("third"), []byte("back")); ok || err != nil {
-		t.Errorf("Replace(deleted) = %v, %v; want false: a forgotten key stays forgotten", ok, err)
+		t.Errorf("Replace(forgotten) = %v, %v; want false: a forgotten key stays forgotten", ok, err)
 	}
-	if err := ks.Delete(ctx, "acme", "s1"); err != nil {
-		t.Errorf("Delete(missing) = %v", err)
+	if w, ok, err := ks.Get(ctx, "acme", "s1"); !ok || err != nil || !secrets.IsTombstone(w) {
+		t.Errorf("Get(forgotten) = %q, %v, %v; want the tombstone", w, ok, err)
+	}
+	if got, err := ks.Put(ctx, "acme", "s1", []byte("fresh")); err != nil || !secrets.IsTombstone(got) {
+		t.Errorf("Put(forgotten) = %q, %v; want the tombstone, unchanged", got, err)
 	}
 }
 

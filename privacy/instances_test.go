@@ -498,3 +498,90 @@ func TestConcurrentErasuresOnTwoInstances(t *testing.T) {
 	e.assertErased(t, "instance C", c)
 	(&heldSnapshot{st: e.st, codec: c.codec}).assertB1NeverReadable(t)
 }
+
+// TestLaggingInstanceAnswersARepeatedRequestWithTheErasure: a request
+// repeated with its idempotency key stores nothing, so nothing makes the
+// instance answering it check that its copy of the booking is current.
+// Instance B knows a reschedule made through A; A then erases Alice; the
+// same reschedule sent to B, which has not followed the erasure, is
+// answered as a duplicate with her booking erased, not from B's memory.
+func TestLaggingInstanceAnswersARepeatedRequestWithTheErasure(t *testing.T) {
+	e := newErasedTenant(t)
+	move := engine.Reschedule{BookingID: "b1", Start: at(1, 15), IdempotencyKey: "k-move"}
+	first := mustDo(t, e.a.r, "acme", move)
+	caughtUp(t, e.b.r, first.Seq)
+	seq := e.erase(t)
+	if head(t, e.b.r) >= seq {
+		t.Fatal("B followed the erasure unasked")
+	}
+	rep := mustDo(t, e.b.r, "acme", move)
+	if !rep.Duplicate || rep.Booking == nil {
+		t.Fatalf("the repeated reschedule on B = %+v, want a duplicate with the booking", rep)
+	}
+	if c := rep.Booking.Customer; !c.Erased || c.Name != "" || c.Email != "" || c.Phone != "" {
+		t.Errorf("the repeated reschedule on B answered customer %+v, want erased", c)
+	}
+	if !rep.Booking.Start.Equal(at(1, 15)) {
+		t.Errorf("the repeated reschedule on B answered start %s, want %s", rep.Booking.Start, at(1, 15))
+	}
+}
+
+// TestKeyForgottenWithoutErasureRefusesOnlyThatChange: Alice's key is
+// forgotten but the journal shows no erasure and her email still leads to
+// her pseudonym (as after restoring a tenant's journal and index from
+// before her erasure). A new booking for her under that pseudonym can
+// never be stored, and reading the journal does not help: that one command
+// is refused with a conflict that says what to do, while the commands
+// committed with it in the same batches are stored (a change to her
+// existing booking among them: read back, it shows her erased). Erasing
+// her again brings the journal into line, and she can book again, under a
+// new pseudonym.
+func TestKeyForgottenWithoutErasureRefusesOnlyThatChange(t *testing.T) {
+	ctx := t.Context()
+	e := newErasedTenant(t)
+	if err := e.a.codec.Forget(ctx, "acme", e.subject); err != nil {
+		t.Fatal(err)
+	}
+	carol := engine.Customer{Name: "Carol Vine", Email: "carol.vine@example.org"}
+	cmds := []engine.Command{
+		engine.Book{BookingID: "b6", ServiceID: "cut", ResourceID: "anna", Start: at(3, 10), Customer: alice},
+		engine.Reschedule{BookingID: "b1", Start: at(1, 16)}, // Alice's
+		engine.Reschedule{BookingID: "b2", Start: at(1, 16)}, // Bob's
+		engine.Book{BookingID: "b4", ServiceID: "cut", ResourceID: "ben", Start: at(2, 10), Customer: carol},
+		engine.Book{BookingID: "b5", ServiceID: "cut", ResourceID: "anna", Start: at(2, 10), Customer: bob},
+	}
+	errs := make([]error, len(cmds))
+	var wg sync.WaitGroup
+	for i, cmd := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.a.r.Do(ctx, "acme", cmd)
+		}()
+	}
+	wg.Wait()
+	if codeOf(errs[0]) != engine.CodeConflict || !strings.Contains(errs[0].Error(), "erase the customer again") {
+		t.Errorf("booking for Alice = %v, want a conflict saying to erase her again", errs[0])
+	}
+	for i, err := range errs[1:] {
+		if err != nil {
+			t.Errorf("command %d (%T) = %v, want it stored", i+1, cmds[i+1], err)
+		}
+	}
+	e.assertNoKey(t)
+	if _, err := e.a.svc.Erase(ctx, "acme", alice.Email, "account:owner"); err != nil {
+		t.Fatalf("erasing Alice again = %v", err)
+	}
+	rep := mustDo(t, e.a.r, "acme", cmds[0])
+	if c := rep.Booking.Customer; c.Name != alice.Name || c.Subject == e.subject || c.Subject == "" {
+		t.Errorf("booking for Alice after erasing her again = %+v, want her under a new pseudonym", c)
+	}
+	var b1 engine.Booking
+	if err := e.a.r.ReadLatest(ctx, "acme", func(st *engine.State, _ uint64) error { b1, _ = st.Booking("b1"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if c := b1.Customer; !c.Erased || c.Name != "" || !b1.Start.Equal(at(1, 16)) {
+		t.Errorf("b1 = %+v, want moved to 16:00 with Alice erased", b1)
+	}
+	e.assertNoKey(t)
+}

@@ -30,8 +30,9 @@ const (
 // KeyStore is a secrets.KeyStore over a persistence.RecordStore: wrapped
 // subject keys are records of kind KindSubjectKey, and the store's version
 // compare-and-swap gives Put its create-only rule and Replace its CAS.
-// Delete deletes the record; whether its bytes are gone from the disk and
-// from backups is the store's and the operator's business (package doc).
+// A forgotten key is overwritten by its tombstone (secrets.SubjectKeys.
+// Forget); whether the old bytes are gone from the disk and from backups is
+// the store's and the operator's business (package doc).
 type KeyStore struct {
 	records persistence.RecordStore
 }
@@ -71,7 +72,8 @@ func (k *KeyStore) Put(ctx context.Context, tenant, subject string, wrapped []by
 		if !errors.Is(err, persistence.ErrNotFound) {
 			return nil, fmt.Errorf("put subject key: %w", err)
 		}
-		// Created and forgotten in between: try to create it again.
+		// The record vanished in between (its tenant's records deleted):
+		// try to create it again.
 	}
 	return nil, fmt.Errorf("put subject key: %w", persistence.ErrConflict)
 }
@@ -96,14 +98,6 @@ func (k *KeyStore) Replace(ctx context.Context, tenant, subject string, old, new
 		return false, fmt.Errorf("replace subject key: %w", err)
 	}
 	return true, nil
-}
-
-// Delete implements secrets.KeyStore.
-func (k *KeyStore) Delete(ctx context.Context, tenant, subject string) error {
-	if err := k.records.DeleteRecord(ctx, tenant, KindSubjectKey, subject, persistence.AnyVersion); err != nil {
-		return fmt.Errorf("delete subject key: %w", err)
-	}
-	return nil
 }
 
 // memoKeys remembers what a KeyStore answered for the length of one codec
@@ -207,11 +201,6 @@ func (m *memoKeys) Put(ctx context.Context, tenant, subject string, wrapped []by
 func (m *memoKeys) Replace(ctx context.Context, tenant, subject string, old, new []byte) (bool, error) {
 	m.forget(tenant, subject)
 	return m.base.Replace(ctx, tenant, subject, old, new)
-}
-
-func (m *memoKeys) Delete(ctx context.Context, tenant, subject string) error {
-	m.forget(tenant, subject)
-	return m.base.Delete(ctx, tenant, subject)
 }
 
 func (m *memoKeys) remember(tenant, subject string, w []byte) {

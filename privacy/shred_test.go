@@ -120,7 +120,6 @@ func (c candidateKeys) Put(context.Context, string, string, []byte) ([]byte, err
 func (c candidateKeys) Replace(context.Context, string, string, []byte, []byte) (bool, error) {
 	return false, nil
 }
-func (c candidateKeys) Delete(context.Context, string, string) error { return nil }
 
 // TestCryptoShredding is the erasure proof. Alice and Bob book through the
 // actors, which store through the privacy codec in a Pebble data directory
@@ -512,11 +511,10 @@ func (h *heldSnapshot) forget(t *testing.T) {
 // tested on its own.
 func (h *heldSnapshot) rekey(t *testing.T) {
 	t.Helper()
-	ks := privacy.NewKeyStore(h.st.Store)
-	if err := ks.Delete(t.Context(), "acme", h.subject); err != nil {
+	if err := h.st.DeleteRecord(t.Context(), "acme", privacy.KindSubjectKey, h.subject, persistence.AnyVersion); err != nil {
 		t.Fatal(err)
 	}
-	if err := secrets.NewSubjectKeys(h.ring, ks).Create(t.Context(), "acme", h.subject); err != nil {
+	if err := secrets.NewSubjectKeys(h.ring, privacy.NewKeyStore(h.st.Store)).Create(t.Context(), "acme", h.subject); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -26,10 +26,11 @@ type KeyStore interface {
 	// its own (one of which would then be lost).
 	Put(ctx context.Context, tenant, subject string, wrapped []byte) (stored []byte, err error)
 	// Replace stores new in place of old only if old is still the stored value, and reports
-	// whether it did (compare-and-swap). A key deleted meanwhile stays deleted.
+	// whether it did (compare-and-swap).
 	Replace(ctx context.Context, tenant, subject string, old, new []byte) (bool, error)
-	// Delete removes the wrapped key of (tenant, subject); deleting a missing key is no error.
-	Delete(ctx context.Context, tenant, subject string) error
+	// There is no Delete: a subject's key is only ever replaced by its tombstone (Forget),
+	// which nothing removes, so that no key can be made for a forgotten subject again. Its
+	// records go when the tenant's do.
 }
 
 // SubjectKeys encrypts a data subject's personal data (an end customer's name, email, phone,
@@ -221,7 +222,7 @@ const forgetRounds = 8
 
 // Rewrap re-wraps the subject's key under the active master key if it is wrapped under another
 // one, and reports whether it did. `slotd keys rotate` runs it for every subject before the old
-// master key is removed. A concurrent Forget wins: a deleted key is never written back.
+// master key is removed. A concurrent Forget wins: a forgotten key is never written back.
 func (s *SubjectKeys) Rewrap(ctx context.Context, tenant, subject string) (bool, error) {
 	wrapped, ok, err := s.store.Get(ctx, tenant, subject)
 	if err != nil || !ok || isTombstone(wrapped) {
@@ -309,14 +310,6 @@ func (m *MemoryKeyStore) Replace(_ context.Context, tenant, subject string, old,
 	}
 	m.keys[k] = bytes.Clone(new)
 	return true, nil
-}
-
-// Delete implements KeyStore.
-func (m *MemoryKeyStore) Delete(_ context.Context, tenant, subject string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.keys, [2]string{tenant, subject})
-	return nil
 }
 
 // Len returns the number of keys stored, tombstones of forgotten subjects not counted.

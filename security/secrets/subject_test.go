@@ -209,17 +209,19 @@ func TestRewrapNeverResurrects(t *testing.T) {
 	if done, err := NewSubjectKeys(r2, racing).Rewrap(ctx, "t", "s"); done || err != nil {
 		t.Fatalf("Rewrap racing Forget = %v, %v, want false, nil", done, err)
 	}
-	if _, ok, _ := inner.Get(ctx, "t", "s"); ok {
+	if w, _, _ := inner.Get(ctx, "t", "s"); !isTombstone(w) {
 		t.Fatal("Rewrap wrote back a forgotten key")
 	}
 }
 
-// forgetOnGet deletes the key right after handing it out, as a concurrent Forget would.
+// forgetOnGet forgets the key right after handing it out, as a concurrent Forget would.
 type forgetOnGet struct{ KeyStore }
 
 func (f *forgetOnGet) Get(ctx context.Context, tenant, subject string) ([]byte, bool, error) {
 	w, ok, err := f.KeyStore.Get(ctx, tenant, subject)
-	_ = f.KeyStore.Delete(ctx, tenant, subject)
+	if ok {
+		_, _ = f.KeyStore.Replace(ctx, tenant, subject, w, tombstone)
+	}
 	return w, ok, err
 }
 
