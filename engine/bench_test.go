@@ -19,21 +19,29 @@ import (
 // benchMonday is the first day of the benchmarks' busy fortnight.
 var benchMonday = utc(2026, 6, 1, 0, 0)
 
-// benchTenant is a clinic with nres resources of capacity 1 in Rome, open
-// 08:00–20:00 on weekdays, and a 30-minute service on a 15-minute grid
-// that all of them deliver, with nbook bookings spread over the resources
-// and the first days. It returns the state and its events.
-func benchTenant(tb testing.TB, nres, nbook, days int) (*engine.State, []engine.Event) {
-	tb.Helper()
-	cfg := engine.TenantConfig{Name: "Clinic", TimeZone: "Europe/Rome"}
+// clinicConfig is a clinic in zone with nres resources r00, r01, … of
+// capacity 1, open 08:00–20:00 on the days of week (weekdays or everyDay),
+// and a 30-minute service "visit" on a step-minute grid that all of them
+// deliver.
+func clinicConfig(nres int, zone string, week func(...engine.Range) map[string][]engine.Range, step int) (engine.TenantConfig, []string) {
+	cfg := engine.TenantConfig{Name: "Clinic", TimeZone: zone}
 	var ids []string
 	for i := range nres {
 		id := fmt.Sprintf("r%02d", i)
 		ids = append(ids, id)
-		cfg.Resources = append(cfg.Resources, engine.Resource{ID: id, Name: "Dr " + id, Kind: "staff", TimeZone: "Europe/Rome",
-			Capacity: 1, Weekly: weekdays(rng("08:00", "20:00"))})
+		cfg.Resources = append(cfg.Resources, engine.Resource{ID: id, Name: "Dr " + id, Kind: "staff", TimeZone: zone,
+			Capacity: 1, Weekly: week(rng("08:00", "20:00"))})
 	}
-	cfg.Services = []engine.Service{{ID: "visit", Name: "Visit", DurationMin: 30, StepMin: 15, HorizonDays: engine.MaxHorizonDays, Resources: ids}}
+	cfg.Services = []engine.Service{{ID: "visit", Name: "Visit", DurationMin: 30, StepMin: step, HorizonDays: engine.MaxHorizonDays, Resources: ids}}
+	return cfg, ids
+}
+
+// benchTenant is clinicConfig's clinic in Rome, open on weekdays, with a
+// 15-minute grid, holding nbook bookings spread over the resources and the
+// first days. It returns the state and its events.
+func benchTenant(tb testing.TB, nres, nbook, days int) (*engine.State, []engine.Event) {
+	tb.Helper()
+	cfg, ids := clinicConfig(nres, "Europe/Rome", weekdays, 15)
 	s := engine.NewState("clinic")
 	events := MustApply(tb, s, engine.Configure{Config: cfg}, benchMonday).Events
 	r := rand.New(rand.NewPCG(1, 2))
@@ -189,15 +197,7 @@ func BenchmarkStateMemory(b *testing.B) {
 }
 
 func stateMemory(b *testing.B, nres, nbook int) (bytesPer, objectsPer float64) {
-	cfg := engine.TenantConfig{Name: "Clinic", TimeZone: "UTC"}
-	var ids []string
-	for i := range nres {
-		id := fmt.Sprintf("r%02d", i)
-		ids = append(ids, id)
-		cfg.Resources = append(cfg.Resources, engine.Resource{ID: id, Name: "Dr " + id, Kind: "staff", TimeZone: "UTC",
-			Capacity: 1, Weekly: everyDay(rng("08:00", "20:00"))})
-	}
-	cfg.Services = []engine.Service{{ID: "visit", Name: "Visit", DurationMin: 30, StepMin: 30, HorizonDays: engine.MaxHorizonDays, Resources: ids}}
+	cfg, _ := clinicConfig(nres, "UTC", everyDay, 30)
 	s := engine.NewState("clinic")
 	MustApply(b, s, engine.Configure{Config: cfg}, benchMonday)
 	var before, after runtime.MemStats
