@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -338,5 +339,44 @@ func TestManyCustomers(t *testing.T) {
 	r = mustRegistry(t, st, codec)
 	if got := snapshotOf(t, r, "acme"); !bytes.Equal(got, live) {
 		t.Errorf("restart with %d customers differs:\n%s\nwant\n%s", n, got, live)
+	}
+}
+
+// erasedAfterIndex is a record store on which a customer's erasure lands
+// between the index entry of their first booking and its key: the
+// pseudonym's key is forgotten (its tombstone written) as soon as the
+// index entry is stored.
+type erasedAfterIndex struct {
+	persistence.RecordStore
+	ring *secrets.Keyring
+}
+
+func (s erasedAfterIndex) PutRecord(ctx context.Context, tenant, kind, key string, value []byte, expectVersion uint64) (uint64, error) {
+	v, err := s.RecordStore.PutRecord(ctx, tenant, kind, key, value, expectVersion)
+	if err == nil && kind == privacy.KindSubjectIndex {
+		if ferr := secrets.NewSubjectKeys(s.ring, privacy.NewKeyStore(s.RecordStore)).Forget(ctx, tenant, string(value)); ferr != nil {
+			return 0, ferr
+		}
+	}
+	return v, err
+}
+
+// TestFirstBookingRacingAnErasureIsRetryable: on a store without deferred
+// writes (PostgreSQL), a first booking writes its pseudonym's index entry,
+// then its key. An erasure of the customer landing in between leaves the
+// key's tombstone: the booking is refused with the engine's retryable
+// conflict, not an internal error, and makes no key.
+func TestFirstBookingRacingAnErasureIsRetryable(t *testing.T) {
+	ring := mustKeyring(t)
+	st := memstore.New()
+	codec := privacy.NewCodec(ring, erasedAfterIndex{RecordStore: st, ring: ring})
+	book := engine.Book{BookingID: "b1", ServiceID: "cut", ResourceID: "anna", Start: at(1, 10), Customer: alice}
+	_, err := codec.PrepareCommand(t.Context(), "acme", book)
+	if codeOf(err) != engine.CodeConflict || !strings.Contains(err.Error(), "retry") {
+		t.Fatalf("PrepareCommand racing an erasure = %v, want the engine's retryable conflict", err)
+	}
+	keys, err := st.ListRecords(t.Context(), "acme", privacy.KindSubjectKey, "", "", 0)
+	if err != nil || slices.ContainsFunc(keys, isKey) {
+		t.Errorf("subject keys after the refused booking = %v, %v; want only tombstones", keys, err)
 	}
 }
