@@ -763,7 +763,7 @@ func (a *actor) publish(events []engine.Event) {
 	for _, e := range events {
 		switch e.Type {
 		case engine.EvBookingConfirmed, engine.EvBookingCancelled, engine.EvBookingRescheduled,
-			engine.EvHoldPlaced, engine.EvHoldReleased, engine.EvHoldExpired:
+			engine.EvHoldPlaced, engine.EvHoldReleased, engine.EvHoldExpired, engine.EvSubjectErased:
 			feed = append(feed, e)
 		}
 	}

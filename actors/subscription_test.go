@@ -165,7 +165,12 @@ func TestFeed(t *testing.T) {
 	if _, err := r.Do(context.Background(), "salon", engine.Cancel{BookingID: "b1"}); codeOf(err) != engine.CodeAlreadyDone {
 		t.Fatalf("second Cancel = %v, want %s", err, engine.CodeAlreadyDone)
 	}
-	mustDo(t, r, "salon", engine.PlaceHold{HoldID: "h1", ServiceID: "cut", ResourceID: "carol", Start: start})
+	hold := mustDo(t, r, "salon", engine.PlaceHold{HoldID: "h1", ServiceID: "cut", ResourceID: "carol", Start: start})
+	// An erasure is in the feed: staff views must forget the customer.
+	grace := bookCut("b2", "alice", slotAt(t, "alice", 1, 10))
+	grace.Customer = engine.Customer{Name: "Grace", Email: "grace@example.com", Subject: "s-grace"}
+	second := mustDo(t, r, "salon", grace)
+	erase := mustDo(t, r, "salon", engine.EraseSubject{Subject: "s-grace"})
 
 	want := []struct {
 		typ     string
@@ -173,12 +178,17 @@ func TestFeed(t *testing.T) {
 	}{
 		{engine.EvBookingConfirmed, book.Seq},
 		{engine.EvBookingCancelled, cancel.Seq},
-		{engine.EvHoldPlaced, cancel.Seq + 2},
+		{engine.EvHoldPlaced, hold.Seq},
+		{engine.EvBookingConfirmed, second.Seq},
+		{engine.EvSubjectErased, erase.Seq},
 	}
 	for _, w := range want {
 		u := nextUpdate(t, feed)
 		if u.Kind != actors.UpdateFeed || len(u.Events) != 1 || u.Events[0].Type != w.typ || u.Version != w.version {
 			t.Fatalf("feed update %+v, want one %s event at version %d", u, w.typ, w.version)
+		}
+		if e := u.Events[0]; w.typ == engine.EvSubjectErased && (e.Subject != "s-grace" || len(e.BookingIDs) != 1 || e.BookingIDs[0] != "b2") {
+			t.Errorf("erasure in the feed = %+v, want subject s-grace and booking b2", e)
 		}
 	}
 	if e := len(feed.C); e != 0 {
