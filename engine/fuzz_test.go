@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -92,6 +93,12 @@ func FuzzApplyConfigure(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
+	// Days sharing hours, days with hours of their own, a day present but
+	// empty: the weekly hours must be kept as given.
+	f.Add([]byte(`{"name":"Week","time_zone":"Europe/Rome","resources":[{"id":"a","name":"A","kind":"staff","time_zone":"Europe/Rome","capacity":1,` +
+		`"weekly":{"mon":[{"start":"09:00","end":"13:00"},{"start":"14:00","end":"18:00"}],"tue":[{"start":"09:00","end":"13:00"},{"start":"14:00","end":"18:00"}],` +
+		`"wed":[{"start":"10:00","end":"12:00"}],"thu":[{"start":"09:00","end":"13:00"},{"start":"14:00","end":"18:00"}],"sat":[],"sun":[{"start":"10:00","end":"12:00"}]}}],` +
+		`"services":[{"id":"s","name":"S","duration_min":30,"resources":["a"]}]}`))
 	busy := newFixture(f)
 	busy.apply(book("b1", "cut", "alice", tue(10, 0)), now0)
 	busy.apply(book("b2", "class", "room", tue(10, 0)), now0)
@@ -111,6 +118,17 @@ func FuzzApplyConfigure(f *testing.F) {
 			canon, ok := s.Config()
 			if !ok {
 				t.Fatal("Configure succeeded but the tenant is not configured")
+			}
+			// Opening hours are kept as given (days with equal hours share
+			// storage, which must not show).
+			for _, in := range cfg.Resources {
+				i := slices.IndexFunc(canon.Resources, func(r engine.Resource) bool { return r.ID == in.ID })
+				if i < 0 {
+					t.Fatalf("resource %s is not in the configuration kept", in.ID)
+				}
+				if !sameJSON(in.Weekly, canon.Resources[i].Weekly) {
+					t.Fatalf("resource %s: weekly hours kept as %+v, given %+v", in.ID, canon.Resources[i].Weekly, in.Weekly)
+				}
 			}
 			snap := MustSnapshot(t, s)
 			if r := MustSnapshot(t, MustRestore(t, s)); !bytes.Equal(snap, r) {
