@@ -78,12 +78,14 @@ type actor struct {
 	// coalesce into it, so a notification never blocks or fails.
 	wake chan struct{}
 
-	state     *engine.State
-	seq       uint64
-	snapSeq   uint64
-	snapping  bool          // a snapshot is being stored in the background
-	snapC     chan snapDone // its outcome; made on first use
-	snapShare float64       // the tenant's share of Config.SnapshotSpread
+	state    *engine.State
+	seq      uint64
+	snapSeq  uint64
+	snapping bool // a snapshot is being stored in the background
+	// undecodable counts follow's decode failures in a row (followDecodeTries).
+	undecodable int
+	snapC       chan snapDone // its outcome; made on first use
+	snapShare   float64       // the tenant's share of Config.SnapshotSpread
 	// erasures counts the erasures (and reloads) the actor has applied,
 	// before it answers them; a snapshot in the background, copied
 	// before one, is not stored (see snapshotAsync).
@@ -389,6 +391,12 @@ func (a *actor) catchUp() error {
 	return err
 }
 
+// followDecodeTries is how many times in a row follow may fail to decode
+// the journal's next entries before the actor fails (and its supervisor
+// reloads the tenant, or gives up on it with an error, rather than serve a
+// state that can never catch up).
+const followDecodeTries = 5
+
 // journalReadError is follow failing to read or decode the journal before
 // applying any of it: worth a retry, not a restart.
 type journalReadError struct{ err error }
@@ -414,9 +422,16 @@ func (a *actor) follow() error {
 		if err != nil {
 			// Nothing of the page is applied yet: the state is still
 			// the journal up to a.seq. A codec's decoding reads keys,
-			// so this is often a store hiccup too.
+			// so this is often a store hiccup, worth a retry; but an
+			// entry that will never decode (a newer event type, a key
+			// this instance lacks) must not leave it stale for good.
+			if a.undecodable++; a.undecodable >= followDecodeTries {
+				a.undecodable = 0
+				return fmt.Errorf("follow tenant %s: the journal after seq %d failed to decode %d times in a row: %w", a.tenant, a.seq, followDecodeTries, err)
+			}
 			return &journalReadError{err}
 		}
+		a.undecodable = 0
 		events := make([]engine.Event, 0, len(entries))
 		for i, e := range entries {
 			if e.Seq != a.seq+1 {
@@ -521,7 +536,10 @@ func (a *actor) commit() error {
 	if len(a.pending) == 0 {
 		return nil
 	}
-	var refused map[*message]bool // commands whose events cannot be stored
+	var (
+		refused map[*message]bool // commands whose events cannot be stored
+		blamed  *message          // the command the codec found behind the journal last
+	)
 	for attempt := 0; ; attempt++ {
 		err := a.append()
 		if err == nil {
@@ -539,15 +557,21 @@ func (a *actor) commit() error {
 		default:
 			a.reg.cfg.Logger.Warn("journal append failed", "tenant", a.tenant, "err", err, "attempt", attempt)
 		}
-		if behind && attempt > 0 {
-			// Reading the journal did not help: that command's events
-			// cannot be stored. It alone is refused; the rest go on.
-			if x := a.commandOfEvent(err); x != nil {
+		if behind {
+			// The same command twice in a row, with the journal read in
+			// between: its events cannot be stored. It alone is refused;
+			// the rest go on.
+			x := a.commandOfEvent(err)
+			if x != nil && x == blamed {
 				if refused == nil {
 					refused = map[*message]bool{}
 				}
 				refused[x] = true
+				x = nil
 			}
+			blamed = x
+		} else {
+			blamed = nil
 		}
 		cmds := a.pending
 		a.pending, a.uncommitted = nil, nil
@@ -561,7 +585,9 @@ func (a *actor) commit() error {
 			// commits from now on, for subscribers too.
 			a.publish(newer)
 		}
-		if !conflict || attempt >= 3 {
+		// Rounds that find or refuse an unstorable command do not count
+		// against the limit: each removes one, so they end.
+		if !conflict || attempt >= 3+2*len(refused) {
 			uerr := engine.Errorf(engine.CodeUnavailable, "could not confirm that the change was stored; retry with the same idempotency key to learn the outcome without booking twice")
 			for _, x := range cmds {
 				a.count(x.cmd, uerr)

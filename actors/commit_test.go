@@ -400,3 +400,91 @@ var (
 	_ actors.Store      = (*panicStore)(nil)
 	_ persistence.Store = (*gatedStore)(nil)
 )
+
+// behindCodec is the JSON codec refusing, as behind the journal, every
+// event of a booking whose customer is named "unstorable" (as the privacy
+// codec refuses a customer whose key was forgotten); after once is set,
+// only the next such event.
+type behindCodec struct {
+	actors.JSONCodec
+	once, refusedOnce atomic.Bool
+}
+
+func (c *behindCodec) EncodeEvents(ctx context.Context, tenant string, events []engine.Event) ([][]byte, error) {
+	for i, e := range events {
+		if e.Booking != nil && e.Booking.Customer.Name == "unstorable" {
+			if c.once.Load() && c.refusedOnce.Swap(true) {
+				continue
+			}
+			return nil, &actors.EventError{Index: i, Err: fmt.Errorf("%w: customer key forgotten", actors.ErrBehindJournal)}
+		}
+	}
+	return c.JSONCodec.EncodeEvents(ctx, tenant, events)
+}
+
+// TestUnstorableCommandsRefusedAlone: commands whose events the codec
+// refuses as behind the journal, again after the journal was read, are
+// refused one by one with a conflict, however many share a batch; the
+// other commands of the batch are stored. A command refused once only
+// (the journal had the answer) is stored.
+func TestUnstorableCommandsRefusedAlone(t *testing.T) {
+	st := newGatedStore()
+	codec := &behindCodec{}
+	r := mustRegistry(t, actors.Config{Store: st, Codec: codec})
+	mustConfigure(t, r, "salon")
+	ss := starts(t, "alice", 6)
+	unstorable := func(i int) engine.Book {
+		b := bookCut(fmt.Sprintf("bad%d", i), "alice", ss[i])
+		b.Customer.Name = "unstorable"
+		return b
+	}
+
+	open := st.close()
+	defer open()
+	type result struct {
+		id  string
+		err error
+	}
+	results := make(chan result, 5)
+	do := func(cmd engine.Book) {
+		_, err := r.Do(context.Background(), "salon", cmd)
+		results <- result{cmd.BookingID, err}
+	}
+	go do(bookCut("first", "alice", ss[0])) // holds the actor at the gate
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		if w := st.waiting.Load(); w != 1 {
+			return fmt.Errorf("%d appends waiting, want 1", w)
+		}
+		return nil
+	})
+	for i := 1; i <= 3; i++ {
+		go do(unstorable(i))
+	}
+	go do(bookCut("good", "alice", ss[4]))
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		if q := r.MailboxLen("salon"); q != 4 {
+			return fmt.Errorf("mailbox holds %d, want 4", q)
+		}
+		return nil
+	})
+	open()
+	for range 5 {
+		res := <-results
+		switch {
+		case res.id == "first" || res.id == "good":
+			if res.err != nil {
+				t.Errorf("%s = %v, want it stored", res.id, res.err)
+			}
+		case codeOf(res.err) != engine.CodeConflict:
+			t.Errorf("%s = %v, want a conflict", res.id, res.err)
+		}
+	}
+	if ok, _ := hasBooking(st.Store, "salon", "good"); !ok {
+		t.Error("the good booking batched with three unstorable ones is not in the journal")
+	}
+
+	codec.once.Store(true)
+	if _, err := r.Do(context.Background(), "salon", unstorable(5)); err != nil {
+		t.Errorf("a booking refused once, then encodable = %v, want it stored", err)
+	}
+}

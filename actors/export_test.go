@@ -12,3 +12,6 @@ func (r *Registry) MailboxLen(tenant string) int {
 	}
 	return a.mailbox.len()
 }
+
+// FollowDecodeTries is followDecodeTries, for tests.
+const FollowDecodeTries = followDecodeTries

@@ -487,3 +487,40 @@ func TestReadLatestFollowsOtherWriters(t *testing.T) {
 	}
 	assertOpen(t, feed)
 }
+
+// TestUndecodableJournalFailsTheActorInTheEnd: following retries a journal
+// it fails to decode (a key-store hiccup), but not for ever: an entry that
+// never decodes would leave the instance serving a stale state. After
+// followDecodeTries failures in a row the actor fails, its subscriptions
+// end, and the tenant is reloaded once the journal decodes again.
+func TestUndecodableJournalFailsTheActorInTheEnd(t *testing.T) {
+	st := memstore.New()
+	a := mustRegistry(t, actors.Config{Store: st, Codec: &wrapCodec{}})
+	codecB := &wrapCodec{}
+	b := mustRegistry(t, actors.Config{Store: st, Codec: codecB, Logger: quietLogger()})
+	mustConfigure(t, a, "salon")
+	confirmed(t, b, "salon")
+	feed := mustFeed(t, b, "salon", 0)
+	mustDo(t, a, "salon", bookCut("b1", "alice", slotAt(t, "alice", 1, 10)))
+	codecB.failDecode.Store(true)
+	latest := func() error {
+		return b.ReadLatest(context.Background(), "salon", func(*engine.State, uint64) error { return nil })
+	}
+	for i := 1; i < actors.FollowDecodeTries; i++ {
+		if err := latest(); codeOf(err) != engine.CodeUnavailable {
+			t.Fatalf("latest read %d with the journal undecodable = %v, want unavailable", i, err)
+		}
+		assertOpen(t, feed)
+	}
+	if err := latest(); codeOf(err) != engine.CodeUnavailable {
+		t.Fatalf("latest read %d = %v, want unavailable", actors.FollowDecodeTries, err)
+	}
+	drainUntilClosed(t, feed)
+	codecB.failDecode.Store(false)
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if got := confirmed(t, b, "salon"); len(got) != 1 {
+			return fmt.Errorf("B holds %d bookings, want b1 once reloaded", len(got))
+		}
+		return nil
+	})
+}

@@ -440,7 +440,8 @@ func (r *Registry) SubscribeAvailability(ctx context.Context, tenant string, q e
 	return r.subscribe(ctx, tenant, &Subscription{Query: q}, queue)
 }
 
-// SubscribeFeed streams committed booking and hold events of the tenant.
+// SubscribeFeed streams committed booking, hold and erasure events of the
+// tenant.
 func (r *Registry) SubscribeFeed(ctx context.Context, tenant string, queue int) (*Subscription, error) {
 	return r.subscribe(ctx, tenant, &Subscription{Feed: true}, queue)
 }

@@ -20,7 +20,8 @@ const (
 	// UpdateDelta changes the previous availability: slots upserted
 	// (added or changed) and slots removed (by start).
 	UpdateDelta
-	// UpdateFeed carries committed booking and hold events, for staff.
+	// UpdateFeed carries committed booking, hold and erasure events, for
+	// staff.
 	UpdateFeed
 )
 

@@ -66,7 +66,7 @@ func (s *State) ValidateQuery(q AvailabilityQuery) (*time.Location, Interval, er
 			return nil, Interval{}, Errorf(CodeInvalid, "resource %q does not deliver service %s", q.ResourceID, q.ServiceID)
 		}
 	}
-	loc, lerr := LoadZone(q.TimeZone)
+	loc, lerr := s.zone(q.TimeZone)
 	if lerr != nil {
 		return nil, Interval{}, lerr
 	}

@@ -233,8 +233,9 @@ func BenchmarkTenantMemory(b *testing.B) {
 		`{"id":"r1","name":"Ben","kind":"staff","time_zone":"Europe/Rome","capacity":1,"weekly":{"mon":[{"start":"10:00","end":"19:00"}],"tue":[{"start":"10:00","end":"19:00"}],"wed":[{"start":"10:00","end":"19:00"}],"thu":[{"start":"10:00","end":"19:00"}],"fri":[{"start":"10:00","end":"19:00"}]}},` +
 		`{"id":"room","name":"Room","kind":"room","time_zone":"Europe/Rome","capacity":4,"weekly":{"mon":[{"start":"00:00","end":"24:00"}],"tue":[{"start":"00:00","end":"24:00"}],"wed":[{"start":"00:00","end":"24:00"}],"thu":[{"start":"00:00","end":"24:00"}],"fri":[{"start":"00:00","end":"24:00"}],"sat":[{"start":"00:00","end":"24:00"}],"sun":[{"start":"00:00","end":"24:00"}]}}],` +
 		`"services":[{"id":"cut","name":"Cut","duration_min":30,"step_min":15,"resources":["r0","r1"]},{"id":"class","name":"Class","duration_min":60,"resources":["room"]}]}`)
+	prev := engine.ZoneSource
 	engine.ZoneSource = zonecache.Load // as slotd does
-	defer func() { engine.ZoneSource = time.LoadLocation }()
+	defer func() { engine.ZoneSource = prev }()
 	var bytes, objects float64
 	for b.Loop() {
 		states := make([]*engine.State, tenants)

@@ -14,15 +14,36 @@ type State struct {
 	cfg      *compiled // nil until configured
 	bookings map[string]*Booking
 	holds    map[string]*Hold
-	idem     map[string]idemEntry  // idempotency records, compact (idem.go)
-	idemOdd  map[string]IdemRecord // records without that shape, as they came
-	erased   map[string]bool       // data subjects erased (EraseSubject)
+	idem     map[string]idemEntry      // idempotency records, compact (idem.go)
+	idemOdd  map[string]IdemRecord     // records without that shape, as they came
+	erased   map[string]bool           // data subjects erased (EraseSubject)
+	zones    map[string]*time.Location // viewer zones seen in queries; a cache
 
 	// What evolve changed since TakeChanges (changes.go). A new state
 	// starts with everything changed, which also keeps a replay from
 	// tracking blocks nobody takes.
 	changedAll bool
 	changed    []resourceBlock
+}
+
+// maxZoneCache bounds State.zones.
+const maxZoneCache = 64
+
+// zone loads a viewer's zone, caching it: whatever the host's ZoneSource,
+// a zone is looked up once per tenant, not on every availability refresh.
+func (s *State) zone(name string) (*time.Location, *Error) {
+	if loc, ok := s.zones[name]; ok {
+		return loc, nil
+	}
+	loc, err := LoadZone(name)
+	if err != nil {
+		return nil, err
+	}
+	if s.zones == nil || len(s.zones) >= maxZoneCache {
+		s.zones = map[string]*time.Location{}
+	}
+	s.zones[name] = loc
+	return loc, nil
 }
 
 // NewState returns the empty state of a tenant.
