@@ -195,12 +195,26 @@ func TestSubjectKeysRewrap(t *testing.T) {
 	}
 }
 
+// rotatedRings returns a keyring with key "old" and the keyring after a
+// rotation: "new" active, "old" still there to open what it sealed.
+func rotatedRings(t *testing.T) (before, after *Keyring) {
+	t.Helper()
+	old := Key{ID: "old", Secret: randomKey(t)}
+	before, err := NewKeyring(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err = NewKeyring(Key{ID: "new", Secret: randomKey(t)}, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return before, after
+}
+
 // TestRewrapNeverResurrects: a Forget between Rewrap's read and write wins.
 func TestRewrapNeverResurrects(t *testing.T) {
 	ctx := context.Background()
-	old := Key{ID: "old", Secret: randomKey(t)}
-	r1, _ := NewKeyring(old)
-	r2, _ := NewKeyring(Key{ID: "new", Secret: randomKey(t)}, old)
+	r1, r2 := rotatedRings(t)
 	inner := NewMemoryKeyStore()
 	if _, err := NewSubjectKeys(r1, inner).SealFor(ctx, "t", "s", "r", []byte("x")); err != nil {
 		t.Fatal(err)
@@ -367,9 +381,7 @@ func TestSealForExistingNeverCreates(t *testing.T) {
 // subject that had no key yet (a customer of a journal older than keys).
 func TestForgottenSubjectNeverGetsAKeyAgain(t *testing.T) {
 	ctx := context.Background()
-	old := Key{ID: "old", Secret: randomKey(t)}
-	r1, _ := NewKeyring(old)
-	r2, _ := NewKeyring(Key{ID: "new", Secret: randomKey(t)}, old)
+	r1, r2 := rotatedRings(t)
 	store := NewMemoryKeyStore()
 	sk := NewSubjectKeys(r1, store)
 	if _, err := sk.SealFor(ctx, "t", "had-key", "r", []byte("x")); err != nil {
