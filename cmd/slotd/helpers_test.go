@@ -219,6 +219,37 @@ func getJSON(ctx context.Context, base, path, token string, v any) error {
 	return nil
 }
 
+// postJSON posts body as JSON to base+path with token and decodes a 200
+// answer into v.
+func postJSON(ctx context.Context, base, path, token string, body, v any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, out)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("POST %s: decode: %w", path, err)
+	}
+	return nil
+}
+
 // availability fetches the public availability of service for the next
 // days (UTC dates, from today).
 func availability(ctx context.Context, base, link, service string, days int) ([]engine.Slot, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -212,5 +213,94 @@ func TestInstancesRace(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestInstancesErasure: two instances on one PostgreSQL database, neither
+// sending nor hearing notifications nor polling, so that instance B learns
+// of nothing A does unless it reads the journal itself. A customer booked
+// through A, whom B has loaded, is erased through A; B's bookings list, its
+// booking read and its customer export then name the customer nowhere,
+// and a booking for her email through B gets a new pseudonym.
+func TestInstancesErasure(t *testing.T) {
+	t.Parallel()
+	db := migratedDB(t)
+	quiet := []string{"-database-notify=false", "-follow-poll", "0"}
+	a := startOnDB(t, db, quiet...)
+	b := startOnDB(t, db, quiet...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	booker, err := dialLink(ctx, a.base, a.link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer booker.close()
+	slots, err := availability(ctx, a.base, a.link, "consultation", 14)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := booker.do(ctx, bookRequest("consultation", "", middleSlot(t, slots), "grace"))
+	if err != nil || f.Type != gateway.TypeBooked || f.Booking == nil {
+		t.Fatalf("book on A: %+v, %v", f, err)
+	}
+	booking := f.Booking
+	mustName := func(where string, list []engine.Booking, want bool) {
+		t.Helper()
+		i := slices.IndexFunc(list, func(x engine.Booking) bool { return x.ID == booking.ID })
+		if i < 0 {
+			t.Fatalf("%s: booking %s missing", where, booking.ID)
+		}
+		c := list[i].Customer
+		if named := c.Name != "" || c.Email != ""; named != want || (!want && !c.Erased) {
+			t.Errorf("%s: customer %+v; want named %v", where, c, want)
+		}
+	}
+	list, err := listBookings(ctx, b.base, testToken, demo.Tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustName("B before the erasure", list, true) // B has loaded the tenant, with her in it
+
+	var receipt struct {
+		Bookings []string `json:"bookings"`
+	}
+	if err := postJSON(ctx, a.base, "/v1/tenants/"+demo.Tenant+"/privacy/erase", testToken, map[string]string{"email": booking.Customer.Email}, &receipt); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(receipt.Bookings, []string{booking.ID}) {
+		t.Fatalf("erasure receipt names bookings %v, want [%s]", receipt.Bookings, booking.ID)
+	}
+	if list, err = listBookings(ctx, b.base, testToken, demo.Tenant); err != nil {
+		t.Fatal(err)
+	}
+	mustName("B's bookings list after the erasure", list, false)
+	var one struct{ Booking engine.Booking }
+	if err := getJSON(ctx, b.base, "/v1/tenants/"+demo.Tenant+"/bookings/"+booking.ID, testToken, &one); err != nil {
+		t.Fatal(err)
+	}
+	mustName("B's booking read after the erasure", []engine.Booking{one.Booking}, false)
+	var export struct {
+		Bookings []json.RawMessage `json:"bookings"`
+	}
+	if err := postJSON(ctx, b.base, "/v1/tenants/"+demo.Tenant+"/privacy/export-customer", testToken, map[string]string{"email": booking.Customer.Email}, &export); err != nil {
+		t.Fatal(err)
+	}
+	if len(export.Bookings) != 0 {
+		t.Errorf("B's export of the erased customer holds %d bookings, want none", len(export.Bookings))
+	}
+
+	again, err := dialLink(ctx, b.base, b.link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.close()
+	req := bookRequest("consultation", "", slots[len(slots)*3/4].Start, "grace")
+	req.IdempotencyKey = "multi-grace-again"
+	f, err = again.do(ctx, req)
+	if err != nil || f.Type != gateway.TypeBooked || f.Booking == nil {
+		t.Fatalf("booking her again on B: %+v, %v", f, err)
+	}
+	if s := f.Booking.Customer.Subject; s == "" || s == booking.Customer.Subject {
+		t.Errorf("booking her again gave pseudonym %q, want a new one (the erased one is %q)", s, booking.Customer.Subject)
 	}
 }
