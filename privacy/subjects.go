@@ -144,17 +144,17 @@ func (c *Codec) subjectFor(ctx context.Context, batch persistence.DeferredRecord
 			return "", false, err
 		}
 		if batch != nil {
-			wrapped, werr := c.keys.NewWrapped(tenant, subject)
+			fresh, werr := c.keys.NewKey(tenant, subject)
 			if werr != nil {
 				return "", false, fmt.Errorf("customer key: %w", werr)
 			}
 			// The pseudonym is 128 random bits: no key can exist
 			// under it, and the store need not read to make sure.
 			minted := [2]string{tenant, subject}
-			c.minted.Add(minted, wrapped)
+			c.minted.Add(minted, fresh)
 			_, err = batch.PutRecordsDeferred(ctx, tenant, []persistence.RecordPut{
 				{Kind: KindSubjectIndex, Key: key, Value: []byte(subject)},
-				{Kind: KindSubjectKey, Key: subject, Value: wrapped, Unique: true},
+				{Kind: KindSubjectKey, Key: subject, Value: fresh.Wrapped, Unique: true},
 			})
 			if err == nil {
 				return subject, true, nil

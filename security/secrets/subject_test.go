@@ -445,3 +445,44 @@ func TestForgetRacingFirstSeals(t *testing.T) {
 		}
 	}
 }
+
+// TestSealWithFreshKey: a key from NewKey seals without being read or
+// unwrapped; stored under its subject, what it sealed opens like SealFor's;
+// it refuses to seal for another subject or tenant; and once the subject
+// is forgotten, nothing it sealed opens.
+func TestSealWithFreshKey(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryKeyStore()
+	sk := NewSubjectKeys(MustKeyring(t, "k1"), store)
+	k, err := sk.NewKey("acme", "s-new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := sk.SealWithFresh(k, "acme", "s-new", "r1", []byte("Ada"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.Len() != 0 {
+		t.Fatal("SealWithFresh stored a key")
+	}
+	if _, err := store.Put(ctx, "acme", "s-new", k.Wrapped); err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := sk.OpenFor(ctx, "acme", "s-new", "r1", blob); err != nil || string(pt) != "Ada" {
+		t.Fatalf("OpenFor(SealWithFresh) = %q, %v", pt, err)
+	}
+	if _, err := sk.OpenFor(ctx, "acme", "s-new", "r2", blob); err == nil {
+		t.Error("a fresh key's ciphertext opened as another record")
+	}
+	for _, other := range [][2]string{{"acme", "s-other"}, {"other", "s-new"}} {
+		if _, err := sk.SealWithFresh(k, other[0], other[1], "r1", []byte("x")); err == nil {
+			t.Errorf("SealWithFresh for %s/%s with the key of acme/s-new succeeded", other[0], other[1])
+		}
+	}
+	if err := sk.Forget(ctx, "acme", "s-new"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sk.OpenFor(ctx, "acme", "s-new", "r1", blob); !errors.Is(err, ErrShredded) {
+		t.Errorf("OpenFor after Forget = %v, want ErrShredded", err)
+	}
+}
