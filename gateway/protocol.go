@@ -288,8 +288,12 @@ func appendJSONString(dst []byte, s string) []byte {
 // encodeFrame marshals f. Frames hold only marshalable values; should one
 // not be (a time outside years 0–9999), the client gets an internal error
 // frame instead of a broken one.
+//
+// It calls Frame.MarshalJSON itself: json.Marshal would validate and copy
+// the bytes that returns, a second pass and a second copy of every reply,
+// for the same bytes (encoding/json escapes HTML characters already).
 func encodeFrame(f Frame) []byte {
-	b, err := json.Marshal(f)
+	b, err := f.MarshalJSON()
 	if err != nil {
 		b, _ = json.Marshal(errFrame(f.ID, engine.Errorf(engine.CodeInternal, "could not encode reply %s", f.Type)))
 	}
