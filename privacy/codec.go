@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
@@ -42,8 +43,8 @@ type Codec struct {
 	records persistence.RecordStore
 	store   *KeyStore
 	keys    *secrets.SubjectKeys
-	salts   *lru.Cache[string, []byte]               // tenant → index salt; salts never change
-	minted  *lru.Cache[[2]string, *secrets.FreshKey] // (tenant, subject) → key just created by PrepareCommand
+	salts   *lru.Cache[string, []byte]       // tenant → index salt; salts never change
+	minted  *lru.Cache[[2]string, mintedKey] // (tenant, subject) → key just created by PrepareCommand
 
 	batch persistence.DeferredRecordPutter // after DeferToJournal: a new customer's records in one write
 }
@@ -62,9 +63,44 @@ const saltCacheSize = 16384
 // per new customer's booking. They live from the preparing to the seal,
 // milliseconds, next to the customer's details in the tenant's state; one
 // is left over only when its booking is refused after preparing (a racer
-// in a rush), and Forget drops it. The seal of a key that was pushed out
-// reads it from the store instead.
+// in a rush): it is used by no other booking (subjectFor drops it when the
+// customer's pseudonym is found rather than made), it is dropped by Forget,
+// and once older than mintedTTL it is ignored and dropped at the next new
+// customer. The seal of a key no longer there reads it from the store.
 const mintedCacheSize = 4096
+
+// mintedTTL bounds how long a key PrepareCommand made waits for its seal.
+const mintedTTL = 30 * time.Second
+
+// mintedKey is a key PrepareCommand made, and when.
+type mintedKey struct {
+	key *secrets.FreshKey
+	at  time.Time
+}
+
+// takeMinted returns the key PrepareCommand made for subject, if it is
+// there and recent, and forgets it: it seals one booking's events.
+func (c *Codec) takeMinted(tenant, subject string) (*secrets.FreshKey, bool) {
+	k, ok := c.minted.Peek([2]string{tenant, subject})
+	if !ok {
+		return nil, false
+	}
+	c.minted.Remove([2]string{tenant, subject})
+	return k.key, time.Since(k.at) < mintedTTL
+}
+
+// addMinted hands key, just made for subject, to the seal of its booking,
+// dropping keys left over for longer than mintedTTL.
+func (c *Codec) addMinted(tenant, subject string, key *secrets.FreshKey) {
+	for {
+		_, old, ok := c.minted.GetOldest()
+		if !ok || time.Since(old.at) < mintedTTL {
+			break
+		}
+		c.minted.RemoveOldest()
+	}
+	c.minted.Add([2]string{tenant, subject}, mintedKey{key: key, at: time.Now()})
+}
 
 // NewCodec returns a Codec that wraps subject keys with ring and keeps
 // them, the email index and the index salts in records. records should be
@@ -72,7 +108,7 @@ const mintedCacheSize = 4096
 // main store, or better one of its own (package documentation).
 func NewCodec(ring *secrets.Keyring, records persistence.RecordStore) *Codec {
 	salts, _ := lru.New[string, []byte](saltCacheSize) // fails only for a size <= 0
-	minted, _ := lru.New[[2]string, *secrets.FreshKey](mintedCacheSize)
+	minted, _ := lru.New[[2]string, mintedKey](mintedCacheSize)
 	store := NewKeyStore(records)
 	keys := secrets.NewSubjectKeys(ring, store)
 	return &Codec{ring: ring, records: records, store: store, keys: keys, salts: salts, minted: minted}
@@ -276,8 +312,7 @@ func (c *Codec) EncodeEvents(ctx context.Context, tenant string, events []engine
 			s := e.Booking.Customer.Subject
 			// A key PrepareCommand just made is known without a read,
 			// and seals without being unwrapped again.
-			if k, ok := c.minted.Peek([2]string{tenant, s}); ok {
-				c.minted.Remove([2]string{tenant, s})
+			if k, ok := c.takeMinted(tenant, s); ok {
 				m.remember(tenant, s, k.Wrapped)
 				if fresh == nil {
 					fresh = map[string]*secrets.FreshKey{}

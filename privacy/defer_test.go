@@ -217,3 +217,38 @@ func TestMintedKeySealedWithoutARead(t *testing.T) {
 		t.Errorf("sealing for a subject forgotten after preparing read %d subject keys, want 1 (the handed-over key dropped)", n)
 	}
 }
+
+// TestLeftoverMintedKeyNotReused: a key made while preparing a booking
+// that was then refused is left in the codec. It must not seal the same
+// customer's next booking, which finds their pseudonym in the index: if
+// the customer was forgotten meanwhile through another codec on the store
+// (which cannot drop this codec's leftover), the seal must meet the
+// tombstone, not seal their details under the forgotten key.
+func TestLeftoverMintedKeyNotReused(t *testing.T) {
+	ctx := t.Context()
+	ring := mustKeyring(t)
+	st := mustPebble(t, t.TempDir())
+	codec := privacy.NewCodec(ring, st)
+	if !codec.DeferToJournal(st) {
+		t.Fatal("DeferToJournal = false")
+	}
+	prepare := func(id string) engine.Customer {
+		t.Helper()
+		cmd, err := codec.PrepareCommand(ctx, "acme", engine.Book{BookingID: id, Customer: alice})
+		if err != nil {
+			t.Fatalf("PrepareCommand(%s) = %v", id, err)
+		}
+		return cmd.(engine.Book).Customer
+	}
+	first := prepare("b1") // refused after preparing: never sealed
+	if err := privacy.NewCodec(ring, st).Forget(ctx, "acme", first.Subject); err != nil {
+		t.Fatal(err)
+	}
+	again := prepare("b2")
+	if again.Subject != first.Subject {
+		t.Fatalf("the returning customer got pseudonym %s, want %s (the index still names it)", again.Subject, first.Subject)
+	}
+	if _, err := codec.EncodeEvents(ctx, "acme", []engine.Event{bookingEvent("b2", again)}); !errors.Is(err, secrets.ErrShredded) {
+		t.Fatalf("sealing for the forgotten customer with a key left over = %v, want secrets.ErrShredded", err)
+	}
+}

@@ -134,6 +134,10 @@ func (c *Codec) subjectFor(ctx context.Context, batch persistence.DeferredRecord
 	for range 3 {
 		rec, err := c.records.GetRecord(ctx, tenant, KindSubjectIndex, key)
 		if err == nil {
+			// A key this codec made for the pseudonym, left over from a
+			// booking refused after preparing, is not this booking's to
+			// seal with: it reads the key the store has (or its tombstone).
+			c.minted.Remove([2]string{tenant, string(rec.Value)})
 			return string(rec.Value), false, nil
 		}
 		if !errors.Is(err, persistence.ErrNotFound) {
@@ -151,7 +155,7 @@ func (c *Codec) subjectFor(ctx context.Context, batch persistence.DeferredRecord
 			// The pseudonym is 128 random bits: no key can exist
 			// under it, and the store need not read to make sure.
 			minted := [2]string{tenant, subject}
-			c.minted.Add(minted, fresh)
+			c.addMinted(tenant, subject, fresh)
 			_, err = batch.PutRecordsDeferred(ctx, tenant, []persistence.RecordPut{
 				{Kind: KindSubjectIndex, Key: key, Value: []byte(subject)},
 				{Kind: KindSubjectKey, Key: subject, Value: fresh.Wrapped, Unique: true},

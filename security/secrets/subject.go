@@ -130,7 +130,10 @@ func (s *SubjectKeys) SealWithFresh(k *FreshKey, tenant, subject, recordID strin
 	if err := checkIDs(tenant, subject, recordID); err != nil {
 		return nil, err
 	}
-	if k == nil || k.tenant != tenant || k.subject != subject {
+	if k == nil {
+		return nil, fmt.Errorf("secrets: seal with a fresh key: no key")
+	}
+	if k.tenant != tenant || k.subject != subject {
 		return nil, fmt.Errorf("secrets: seal with a fresh key: the key was made for another subject")
 	}
 	return sealUnder(k.id, k.key, tenant, subject, recordID, plaintext)
