@@ -192,31 +192,9 @@ func waitHealthy(tb testing.TB, base string) {
 	})
 }
 
-// getJSON GETs base+path (with a bearer token if not empty) into v.
+// getJSON fetches base+path with token and decodes a 200 answer into v.
 func getJSON(ctx context.Context, base, path, token string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-	if err != nil {
-		return err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: decode: %w", path, err)
-	}
-	return nil
+	return doJSON(ctx, http.MethodGet, base, path, token, nil, v)
 }
 
 // postJSON posts body as JSON to base+path with token and decodes a 200
@@ -226,12 +204,26 @@ func postJSON(ctx context.Context, base, path, token string, body, v any) error 
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(b))
+	return doJSON(ctx, http.MethodPost, base, path, token, b, v)
+}
+
+// doJSON sends method base+path (with body as JSON, if any) and token, and
+// decodes a 200 answer into v.
+func doJSON(ctx context.Context, method, base, path, token string, body []byte, v any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -239,13 +231,13 @@ func postJSON(ctx context.Context, base, path, token string, body, v any) error 
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", path, err)
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, out)
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, out)
 	}
 	if err := json.Unmarshal(out, v); err != nil {
-		return fmt.Errorf("POST %s: decode: %w", path, err)
+		return fmt.Errorf("%s %s: decode: %w", method, path, err)
 	}
 	return nil
 }
