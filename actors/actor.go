@@ -441,9 +441,7 @@ func (a *actor) follow() error {
 			if err := a.state.Evolve(ev); err != nil {
 				return fmt.Errorf("follow tenant %s seq %d: %w", a.tenant, e.Seq, err)
 			}
-			if ev.Type == engine.EvSubjectErased {
-				a.erasures.Add(1)
-			}
+			a.noteErasures(ev)
 			a.seq = e.Seq
 			events = append(events, ev)
 		}
@@ -513,11 +511,7 @@ func (a *actor) apply(x *message) {
 	x.res, x.err = engine.Apply(a.state, x.cmd, a.reg.cfg.Clock.Now())
 	if x.err == nil {
 		a.uncommitted = append(a.uncommitted, x.res.Events...)
-		for _, e := range x.res.Events {
-			if e.Type == engine.EvSubjectErased {
-				a.erasures.Add(1)
-			}
-		}
+		a.noteErasures(x.res.Events...)
 	}
 	a.pending = append(a.pending, x)
 }
@@ -619,6 +613,16 @@ func (a *actor) commit() error {
 		a.maybeSnapshot()
 	}
 	return nil
+}
+
+// noteErasures counts the erasures among events the actor applied, for a
+// snapshot copied before them (snapshotAsync).
+func (a *actor) noteErasures(events ...engine.Event) {
+	for _, e := range events {
+		if e.Type == engine.EvSubjectErased {
+			a.erasures.Add(1)
+		}
+	}
 }
 
 // errUnstorable answers a command whose events the codec refused twice as
@@ -951,29 +955,34 @@ func (a *actor) snapshot() {
 }
 
 // lastSnapshot is a stopping actor's snapshot, once its commands are
-// committed. Another writer may have erased a customer this state still
-// holds in the clear, so the actor follows the journal to its end first,
-// as before any snapshot it seals with keys created (finishSnapshot). If
-// it cannot, no snapshot: the journal holds everything.
+// committed: another writer may have erased a customer this state still
+// holds in the clear, so it follows the journal first (snapshotFollowed).
 func (a *actor) lastSnapshot() {
 	a.awaitSnapshot(true)
-	if a.state == nil {
-		return
+	if a.state != nil {
+		a.snapshotFollowed()
 	}
-	if err := a.followBeforeSnapshot(); err != nil {
-		a.reg.cfg.Logger.Warn("last snapshot not taken: could not follow the journal first", "tenant", a.tenant, "err", err)
+}
+
+// snapshotFollowed follows the journal to its end, then snapshots in the
+// actor, sealing with keys created: another writer's erasure is durable in
+// the journal before its key is forgotten, so following first keeps a
+// stale copy of an erased customer from being sealed under a new key. No
+// snapshot is in flight when it is called; follow's maybeSnapshot is kept
+// from starting one, also if follow panics. If the journal cannot be
+// followed, no snapshot: the journal holds everything, and the next commit
+// makes one due again.
+func (a *actor) snapshotFollowed() {
+	err := func() error {
+		a.snapping = true
+		defer func() { a.snapping = false }()
+		return a.follow()
+	}()
+	if err != nil {
+		a.reg.cfg.Logger.Warn("snapshot not taken: could not follow the journal first", "tenant", a.tenant, "err", err)
 		return
 	}
 	a.snapshot()
-}
-
-// followBeforeSnapshot follows the journal to its end, keeping follow's
-// maybeSnapshot from starting a snapshot meanwhile (no snapshot is in
-// flight when it is called), also if follow panics.
-func (a *actor) followBeforeSnapshot() error {
-	a.snapping = true
-	defer func() { a.snapping = false }()
-	return a.follow()
 }
 
 // snapDone is how a snapshot ended.
@@ -1054,18 +1063,10 @@ func (a *actor) finishSnapshot(d snapDone, fallback bool) {
 	case d.skipped:
 		a.reg.cfg.Logger.Debug("snapshot not stored: an erasure came after the copy", "tenant", a.tenant, "seq", d.seq)
 	case errors.Is(d.err, ErrSnapshotInActor):
-		if !fallback {
-			return
+		// A key missing may be another writer's erasure.
+		if fallback {
+			a.snapshotFollowed()
 		}
-		// A key missing may be another writer's erasure, durable in the
-		// journal before its key was forgotten: the actor follows the
-		// journal to its end before it seals, creating keys, itself. If
-		// it cannot, no snapshot: the next commit makes one due again.
-		if err := a.followBeforeSnapshot(); err != nil {
-			a.reg.cfg.Logger.Warn("snapshot not taken: could not follow the journal first", "tenant", a.tenant, "err", err)
-			return
-		}
-		a.snapshot()
 	case d.err != nil:
 		a.reg.cfg.Logger.Warn("snapshot failed", "tenant", a.tenant, "seq", d.seq, "err", d.err)
 	case d.seq > a.snapSeq: // a reload meanwhile may have found a newer stored snapshot

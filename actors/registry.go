@@ -410,11 +410,7 @@ func (r *Registry) Do(ctx context.Context, tenant string, cmd engine.Command) (R
 // Read runs fn on the tenant's committed state inside its actor and returns
 // fn's error. fn must not keep references into the state.
 func (r *Registry) Read(ctx context.Context, tenant string, fn func(st *engine.State, seq uint64) error) error {
-	rep, err := r.ask(ctx, tenant, &message{kind: kindRead, read: fn, reply: make(chan reply, 1)})
-	if err != nil {
-		return err
-	}
-	return rep.err
+	return r.read(ctx, tenant, fn, false)
 }
 
 // ReadLatest is Read on a state that includes everything committed to the
@@ -426,7 +422,11 @@ func (r *Registry) Read(ctx context.Context, tenant string, fn func(st *engine.S
 // the journal cannot be read, the read is refused (unavailable) rather
 // than answered from a state that may be behind.
 func (r *Registry) ReadLatest(ctx context.Context, tenant string, fn func(st *engine.State, seq uint64) error) error {
-	rep, err := r.ask(ctx, tenant, &message{kind: kindRead, read: fn, latest: true, reply: make(chan reply, 1)})
+	return r.read(ctx, tenant, fn, true)
+}
+
+func (r *Registry) read(ctx context.Context, tenant string, fn func(st *engine.State, seq uint64) error, latest bool) error {
+	rep, err := r.ask(ctx, tenant, &message{kind: kindRead, read: fn, latest: latest, reply: make(chan reply, 1)})
 	if err != nil {
 		return err
 	}

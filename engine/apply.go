@@ -145,8 +145,8 @@ func (d *decider) checkStranding(c *compiled) *Error {
 	if d.s.cfg == nil {
 		return nil
 	}
+	now := d.now.UnixNano()
 	for id, old := range d.s.cfg.resources {
-		now := d.now.UnixNano()
 		var live []occ
 		for _, o := range old.occ.list {
 			if o.end > now && o.live(now) {

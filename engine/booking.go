@@ -82,14 +82,14 @@ type occ struct {
 	hold       bool
 }
 
-// newOcc returns the entry of the block [start, end) of booking or hold id;
-// expires is the hold's expiry, zero for a booking.
-func newOcc(start, end time.Time, id string, hold bool, expires time.Time) occ {
-	o := occ{start: start.UnixNano(), end: end.UnixNano(), id: id, hold: hold}
-	if hold {
-		o.expires = expires.UnixNano()
-	}
-	return o
+// occ is the booking's occupancy entry: its block.
+func (b *Booking) occ() occ {
+	return occ{start: b.BlockStart.UnixNano(), end: b.BlockEnd.UnixNano(), id: b.ID}
+}
+
+// occ is the hold's occupancy entry: its block, until it expires.
+func (h *Hold) occ() occ {
+	return occ{start: h.BlockStart.UnixNano(), end: h.BlockEnd.UnixNano(), id: h.ID, hold: true, expires: h.ExpiresAt.UnixNano()}
 }
 
 func (o *occ) live(now int64) bool { return !o.hold || now < o.expires }

@@ -50,10 +50,15 @@ func (s *State) putIdem(rec IdemRecord) {
 	s.idemOdd[rec.Key] = rec
 }
 
+// record is e, the entry of key, as an IdemRecord.
+func (e idemEntry) record(key string) IdemRecord {
+	return IdemRecord{Key: key, Fingerprint: hex.EncodeToString(e.fp[:]), Kind: idemKinds[e.kind], ID: e.id}
+}
+
 // idemRecord returns the record of key.
 func (s *State) idemRecord(key string) (IdemRecord, bool) {
 	if e, ok := s.idem[key]; ok {
-		return IdemRecord{Key: key, Fingerprint: hex.EncodeToString(e.fp[:]), Kind: idemKinds[e.kind], ID: e.id}, true
+		return e.record(key), true
 	}
 	rec, ok := s.idemOdd[key]
 	return rec, ok
@@ -62,9 +67,8 @@ func (s *State) idemRecord(key string) (IdemRecord, bool) {
 // idemRecords returns every record, sorted by key.
 func (s *State) idemRecords() []IdemRecord {
 	recs := make([]IdemRecord, 0, len(s.idem)+len(s.idemOdd))
-	for k := range s.idem {
-		rec, _ := s.idemRecord(k)
-		recs = append(recs, rec)
+	for k, e := range s.idem {
+		recs = append(recs, e.record(k))
 	}
 	for _, rec := range s.idemOdd {
 		recs = append(recs, rec)

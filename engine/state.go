@@ -194,7 +194,7 @@ func (s *State) evolve(e Event) error {
 		}
 		hc := *h
 		s.holds[h.ID] = &hc
-		r.occ.add(newOcc(h.BlockStart, h.BlockEnd, h.ID, true, h.ExpiresAt))
+		r.occ.add(h.occ())
 		s.touched(h.ResourceID, Interval{h.BlockStart, h.BlockEnd})
 	case EvHoldReleased, EvHoldExpired:
 		s.dropHold(e.HoldID)
@@ -212,7 +212,7 @@ func (s *State) evolve(e Event) error {
 		}
 		bc := *b
 		s.bookings[b.ID] = &bc
-		r.occ.add(newOcc(b.BlockStart, b.BlockEnd, b.ID, false, time.Time{}))
+		r.occ.add(b.occ())
 		s.touched(b.ResourceID, Interval{b.BlockStart, b.BlockEnd})
 	case EvBookingCancelled:
 		b := s.bookings[e.BookingID]
@@ -244,7 +244,7 @@ func (s *State) evolve(e Event) error {
 		s.touched(old.ResourceID, Interval{old.BlockStart, old.BlockEnd})
 		bc := *nb
 		s.bookings[nb.ID] = &bc
-		r.occ.add(newOcc(nb.BlockStart, nb.BlockEnd, nb.ID, false, time.Time{}))
+		r.occ.add(nb.occ())
 		s.touched(nb.ResourceID, Interval{nb.BlockStart, nb.BlockEnd})
 	case EvSubjectErased:
 		if e.Subject == "" {
@@ -330,12 +330,12 @@ func (s *State) setConfig(cfg TenantConfig) error {
 	}
 	for _, b := range s.bookings {
 		if r := readded[b.ResourceID]; r != nil && b.Status == StatusConfirmed {
-			r.occ.add(newOcc(b.BlockStart, b.BlockEnd, b.ID, false, time.Time{}))
+			r.occ.add(b.occ())
 		}
 	}
 	for _, h := range s.holds {
 		if r := readded[h.ResourceID]; r != nil {
-			r.occ.add(newOcc(h.BlockStart, h.BlockEnd, h.ID, true, h.ExpiresAt))
+			r.occ.add(h.occ())
 		}
 	}
 	s.cfg = c
@@ -514,7 +514,7 @@ func RestoreStateWith(tenant string, data []byte, open CustomerFunc) (*State, er
 		s.bookings[b.ID] = &b
 		if b.Status == StatusConfirmed {
 			if r := s.resource(b.ResourceID); r != nil {
-				r.occ.add(newOcc(b.BlockStart, b.BlockEnd, b.ID, false, time.Time{}))
+				r.occ.add(b.occ())
 			}
 		}
 	}
@@ -522,7 +522,7 @@ func RestoreStateWith(tenant string, data []byte, open CustomerFunc) (*State, er
 		h := snap.Holds[i]
 		s.holds[h.ID] = &h
 		if r := s.resource(h.ResourceID); r != nil {
-			r.occ.add(newOcc(h.BlockStart, h.BlockEnd, h.ID, true, h.ExpiresAt))
+			r.occ.add(h.occ())
 		}
 	}
 	for _, b := range snap.Busy {

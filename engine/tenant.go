@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -131,23 +130,29 @@ func (svc *service) delivers(r string) bool {
 	return i < len(svc.resources) && svc.resources[i] == r
 }
 
-// clockTexts holds "00:00" to "24:00", one string per minute, shared by
-// every configuration kept in memory (canonicalRanges).
-var clockTexts = func() (t [24*60 + 1]string) {
-	for m := range t {
-		t[m] = fmt.Sprintf("%02d:%02d", m/60, m%60)
+// clockTexts is "00:00" to "24:00", five bytes a minute, one string that
+// every configuration kept in memory shares (clockText).
+var clockTexts = func() string {
+	b := make([]byte, 0, 5*(24*60+1))
+	for m := range 24*60 + 1 {
+		h, mi := m/60, m%60
+		b = append(b, byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10))
 	}
-	return t
+	return string(b)
 }()
 
+// clockText is "HH:MM" for m minutes after midnight (0–1440), a slice of
+// clockTexts: no string of its own.
+func clockText(m int) string { return clockTexts[5*m : 5*m+5] }
+
 // canonicalRanges returns a copy of rs, already checked by compileRanges,
-// whose times are clockTexts' strings: equal text, no string of its own.
+// whose times are clockText's strings: equal text, no string of its own.
 func canonicalRanges(rs []Range) []Range {
 	out := make([]Range, len(rs))
 	for i, r := range rs {
 		s, _ := parseClock(r.Start)
 		e, _ := parseClock(r.End)
-		out[i] = Range{Start: clockTexts[s], End: clockTexts[e]}
+		out[i] = Range{Start: clockText(s), End: clockText(e)}
 	}
 	return out
 }
@@ -252,7 +257,7 @@ func compileResource(r Resource) (*resource, *Error) {
 		}
 	}
 	// Days with the same hours share one slice, in the compiled form and
-	// in the configuration kept (canonicalWeek): most weeks repeat a day
+	// in the configuration kept (canonicalRanges): most weeks repeat a day
 	// or two, and every tenant's resources are held in memory.
 	type day struct {
 		raw []Range

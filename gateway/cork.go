@@ -14,24 +14,23 @@ import (
 // by the library itself while corked (a pong, the close frame) keep their
 // order and go out with the batch.
 type corker struct {
-	nc net.Conn
+	nc   net.Conn
+	bufs *sync.Pool // *[]byte, shared with the frame writers (Server.frames)
 
 	mu      sync.Mutex // guards the fields below and orders writes to nc
 	corked  bool
-	pending *[]byte // from corkBuffers while corked and not empty
+	pending *[]byte // from bufs while corked and not empty
 }
 
 // maxCorked is the most a corker keeps before writing through.
 const maxCorked = 64 << 10
-
-var corkBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 func (k *corker) Write(p []byte) (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.corked && (k.pending == nil || len(*k.pending)+len(p) <= maxCorked) {
 		if k.pending == nil {
-			k.pending = corkBuffers.Get().(*[]byte)
+			k.pending = pooledBuffer(k.bufs)
 		}
 		*k.pending = append(*k.pending, p...)
 		return len(p), nil
@@ -65,7 +64,7 @@ func (k *corker) flushLocked() error {
 	_, err := k.nc.Write(b)
 	if cap(b) <= maxPooledFrame {
 		*k.pending = b[:0]
-		corkBuffers.Put(k.pending)
+		k.bufs.Put(k.pending)
 	}
 	k.pending = nil
 	return err

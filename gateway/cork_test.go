@@ -40,7 +40,7 @@ func (w *writeLog) count() int {
 
 func TestCorkerKeepsUntilUncork(t *testing.T) {
 	log := &writeLog{}
-	k := &corker{nc: log}
+	k := &corker{nc: log, bufs: new(sync.Pool)}
 	if _, err := k.Write([]byte("a")); err != nil || log.count() != 1 {
 		t.Fatalf("uncorked write: err %v, %d writes, want it written at once", err, log.count())
 	}
@@ -66,7 +66,7 @@ func TestCorkerKeepsUntilUncork(t *testing.T) {
 
 func TestCorkerWritesThroughBeyondLimit(t *testing.T) {
 	log := &writeLog{}
-	k := &corker{nc: log}
+	k := &corker{nc: log, bufs: new(sync.Pool)}
 	k.cork()
 	first := bytes.Repeat([]byte("x"), maxCorked-10)
 	second := bytes.Repeat([]byte("y"), 20)
@@ -96,7 +96,7 @@ func dialAccepted(t *testing.T, ctx context.Context, wrap func(*smallBuffers)) (
 	t.Helper()
 	accepted := make(chan acceptedWS, 1)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sb := &smallBuffers{ResponseWriter: w}
+		sb := &smallBuffers{ResponseWriter: w, bufs: new(sync.Pool)}
 		ws, err := websocket.Accept(sb, r, nil)
 		if err != nil {
 			t.Error(err)

@@ -109,7 +109,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	sb := &smallBuffers{ResponseWriter: w}
+	sb := &smallBuffers{ResponseWriter: w, bufs: &s.frames}
 	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{Subprotocol},
 		OriginPatterns: patterns,
@@ -175,6 +175,7 @@ type smallBuffers struct {
 	http.ResponseWriter
 	nc    net.Conn      // once hijacked
 	cork  *corker       // under the writer given to Accept
+	bufs  *sync.Pool    // the corker's buffers (Server.frames)
 	br    *bufio.Reader // given to Accept
 	early bool          // the client sent bytes after its handshake
 }
@@ -203,7 +204,7 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	} else {
 		br = bufio.NewReaderSize(nc, wsReadBuffer)
 	}
-	w.nc, w.cork, w.br, w.early = nc, &corker{nc: nc}, br, brw.Reader.Buffered() > 0
+	w.nc, w.cork, w.br, w.early = nc, &corker{nc: nc, bufs: w.bufs}, br, brw.Reader.Buffered() > 0
 	return &corkedConn{Conn: nc, k: w.cork}, bufio.NewReadWriter(br, bufio.NewWriterSize(w.cork, wsWriteBuffer)), nil
 }
 
@@ -297,6 +298,14 @@ type outFrame struct {
 
 // maxPooledFrame is the largest buffer put back in Server.frames.
 const maxPooledFrame = 64 << 10
+
+// pooledBuffer returns an empty buffer from pool (Server.frames).
+func pooledBuffer(pool *sync.Pool) *[]byte {
+	if buf, ok := pool.Get().(*[]byte); ok {
+		return buf
+	}
+	return new([]byte)
+}
 
 // send queues a frame for the writer. A full queue means the client does
 // not read: the connection is closed rather than waited for.
@@ -408,10 +417,7 @@ func (c *conn) writeBatch(batch []outFrame) error {
 func (c *conn) writeFrame(f outFrame) error {
 	b, buf := f.b, (*[]byte)(nil)
 	if b == nil {
-		buf, _ = c.s.frames.Get().(*[]byte)
-		if buf == nil {
-			buf = new([]byte)
-		}
+		buf = pooledBuffer(&c.s.frames)
 		b = c.encode(f, (*buf)[:0])
 	}
 	err := c.ws.Write(context.Background(), websocket.MessageText, b)

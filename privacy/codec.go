@@ -310,10 +310,9 @@ func (c *Codec) EncodeEvents(ctx context.Context, tenant string, events []engine
 	for _, e := range events {
 		if e.Booking != nil && e.Booking.Customer.Subject != "" && !e.Booking.Customer.Erased {
 			s := e.Booking.Customer.Subject
-			// A key PrepareCommand just made is known without a read,
-			// and seals without being unwrapped again.
+			// A key PrepareCommand just made seals without being read
+			// or unwrapped.
 			if k, ok := c.takeMinted(tenant, s); ok {
-				m.remember(tenant, s, k.Wrapped)
 				if fresh == nil {
 					fresh = map[string]*secrets.FreshKey{}
 				}

@@ -104,7 +104,7 @@ func TestForgetShredsEveryCopy(t *testing.T) {
 	store.mu.Lock()
 	for k, w := range store.keys {
 		if k[1] == "customer-1" {
-			if !isTombstone(w) {
+			if !IsTombstone(w) {
 				t.Fatalf("store still holds a key for customer-1")
 			}
 			continue
@@ -223,7 +223,7 @@ func TestRewrapNeverResurrects(t *testing.T) {
 	if done, err := NewSubjectKeys(r2, racing).Rewrap(ctx, "t", "s"); done || err != nil {
 		t.Fatalf("Rewrap racing Forget = %v, %v, want false, nil", done, err)
 	}
-	if w, _, _ := inner.Get(ctx, "t", "s"); !isTombstone(w) {
+	if w, _, _ := inner.Get(ctx, "t", "s"); !IsTombstone(w) {
 		t.Fatal("Rewrap wrote back a forgotten key")
 	}
 }
@@ -309,18 +309,19 @@ func TestCreateIsCreateOnly(t *testing.T) {
 	}
 }
 
-// TestNewWrappedStoredIsTheKey: a key from NewWrapped, stored by the caller
-// under the subject, is the one SealFor and OpenFor use.
-func TestNewWrappedStoredIsTheKey(t *testing.T) {
+// TestNewKeyStoredIsTheKey: a key from NewKey, its Wrapped form stored by
+// the caller under the subject, is the one SealFor and OpenFor use.
+func TestNewKeyStoredIsTheKey(t *testing.T) {
 	ctx := context.Background()
 	store := NewMemoryKeyStore()
 	sk := NewSubjectKeys(MustKeyring(t, "k1"), store)
-	w, err := sk.NewWrapped("tenant-a", "s1")
+	k, err := sk.NewKey("tenant-a", "s1")
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := k.Wrapped
 	if store.Len() != 0 {
-		t.Fatal("NewWrapped stored a key")
+		t.Fatal("NewKey stored a key")
 	}
 	if _, err := store.Put(ctx, "tenant-a", "s1", w); err != nil {
 		t.Fatal(err)
@@ -339,8 +340,8 @@ func TestNewWrappedStoredIsTheKey(t *testing.T) {
 	if _, err := sk.SealFor(ctx, "tenant-a", "s2", "r", []byte("x")); err == nil {
 		t.Fatal("a key wrapped for s1 unwrapped as s2's")
 	}
-	if _, err := sk.NewWrapped("", "s"); err == nil {
-		t.Fatal("NewWrapped with an empty tenant succeeded")
+	if _, err := sk.NewKey("", "s"); err == nil {
+		t.Fatal("NewKey with an empty tenant succeeded")
 	}
 }
 
@@ -405,7 +406,7 @@ func TestForgottenSubjectNeverGetsAKeyAgain(t *testing.T) {
 		if done, err := NewSubjectKeys(r2, store).Rewrap(ctx, "t", subject); done || err != nil {
 			t.Errorf("Rewrap(%s) after Forget = %v, %v, want false, nil", subject, done, err)
 		}
-		if w, ok, _ := store.Get(ctx, "t", subject); !ok || !isTombstone(w) {
+		if w, ok, _ := store.Get(ctx, "t", subject); !ok || !IsTombstone(w) {
 			t.Errorf("store holds %q for %s after Forget, want the tombstone", w, subject)
 		}
 	}
@@ -440,7 +441,7 @@ func TestForgetRacingFirstSeals(t *testing.T) {
 				t.Fatalf("round %d: OpenFor(blob %d) after Forget = %q, %v, want ErrShredded", round, i, pt, err)
 			}
 		}
-		if w, ok, _ := store.Get(ctx, "t", subject); !ok || !isTombstone(w) {
+		if w, ok, _ := store.Get(ctx, "t", subject); !ok || !IsTombstone(w) {
 			t.Fatalf("round %d: store holds %q after Forget, want the tombstone", round, w)
 		}
 	}
